@@ -1,0 +1,10 @@
+"""Experiments: tasks, metrics, and one module per experiment, run from the command line.
+
+``python -m experiments --list`` lists them; ``python -m experiments run NAME [--quick] [--seeds K]
+[--out DIR]`` runs one; ``python -m experiments plot DIR`` redraws a finished run's figures.
+"""
+
+# name -> module; each module has DESCRIPTION, run_experiment(out, quick, seeds) and plot(directory).
+EXPERIMENTS = {
+    "benchmarks": "experiments.benchmarks",
+}

@@ -1,0 +1,61 @@
+"""Command line: ``python -m experiments {--list | run NAME | NAME | plot DIR}``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from experiments import EXPERIMENTS
+
+
+def _module(name: str):
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # headless
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in EXPERIMENTS:  # short form: python -m experiments NAME ...
+        argv.insert(0, "run")
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run an experiment and write its results, config and figures")
+    run.add_argument("name", choices=sorted(EXPERIMENTS))
+    run.add_argument("--quick", action="store_true", help="a small version that finishes in about a minute")
+    run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the experiment's)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results)")
+    plot = commands.add_parser("plot", help="redraw the figures of a finished run from its results.csv")
+    plot.add_argument("directory", type=Path, help="DIR/NAME of a finished run (or DIR holding one run)")
+    args = parser.parse_args(argv)
+
+    if args.list or args.command is None:
+        for name in sorted(EXPERIMENTS):
+            print(f"{name:24s} {_module(name).DESCRIPTION}")
+        return 0
+    if args.command == "run":
+        if args.seeds is not None and args.seeds < 1:
+            parser.error(f"--seeds must be a positive integer, got {args.seeds}")
+        directory = _module(args.name).run_experiment(out=args.out, quick=args.quick, seeds=args.seeds)
+        print(f"results in {directory}")
+        return 0
+    directory = args.directory
+    if not (directory / "config.json").exists():
+        runs = [name for name in EXPERIMENTS if (directory / name / "config.json").exists()]
+        if len(runs) != 1:
+            parser.error(f"{directory} holds no finished run (no config.json)")
+        directory = directory / runs[0]
+    name = directory.name if directory.name in EXPERIMENTS else None
+    if name is None:
+        parser.error(f"cannot tell which experiment wrote {directory}: expected a folder named one of "
+                     f"{sorted(EXPERIMENTS)}")
+    for figure in _module(name).plot(directory):
+        print(f"wrote {figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Ridge regression readouts, fitted from sufficient statistics.
+
+Everything is computed from the statistics of the data, ``n, Σx, Σy, XᵀX, XᵀY, Σy²``, accumulated in float64
+over any number of chunks and sequences.  One-shot fitting, streamed fitting (a long run never needs all its
+states in memory), cross-validated choice of the regularisation and the distributed fit of a later issue are
+then the same computation: add statistics, solve.
+
+The intercept is not penalised: the problem is solved on centred data,
+``(XcᵀXc + αI) W = XcᵀYc``, ``b = ȳ − x̄ᵀW``, with ``XcᵀXc = XᵀX − n x̄x̄ᵀ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from reservoir.validation import (
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    check_array,
+    check_same_length,
+    check_scalar,
+    check_washout,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RidgeStatistics:
+    """Sufficient statistics of (features, targets) pairs; add two of them to pool their data."""
+
+    count: int
+    sum_x: np.ndarray  # (F,)
+    sum_y: np.ndarray  # (O,)
+    xtx: np.ndarray  # (F, F)
+    xty: np.ndarray  # (F, O)
+    yty: np.ndarray  # (O,) per-output Σy², to score held-out folds without their data
+
+    def __add__(self, other: RidgeStatistics) -> RidgeStatistics:
+        return _fieldwise(operator.add, self, other)
+
+    def __sub__(self, other: RidgeStatistics) -> RidgeStatistics:
+        return _fieldwise(operator.sub, self, other)
+
+    @property
+    def n_features(self) -> int:
+        return self.sum_x.shape[0]
+
+    def squared_error(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        """Σ (y − xᵀW − b)² per output, from the statistics alone."""
+        return (self.yty - 2 * np.einsum("fo,fo->o", coef, self.xty) - 2 * intercept * self.sum_y
+                + np.einsum("fo,fg,go->o", coef, self.xtx, coef) + 2 * intercept * (self.sum_x @ coef)
+                + self.count * intercept**2)
+
+    def target_variance(self) -> np.ndarray:
+        mean = self.sum_y / self.count
+        return self.yty / self.count - mean**2
+
+
+def _fieldwise(op, a: RidgeStatistics, b: RidgeStatistics) -> RidgeStatistics:
+    return RidgeStatistics(*(op(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)))
+
+
+def as_samples(name: str, value: Any, washout: int = 0) -> np.ndarray:
+    """(T, F) or (B, T, F) -> (samples, F) float64 rows, the first ``washout`` steps of every sequence dropped."""
+    value = check_array(name, value, (2, 3))
+    if washout:
+        value = value[..., washout:, :]
+    return np.asarray(value, np.float64).reshape(-1, value.shape[-1])
+
+
+def ridge_statistics(features: Any, targets: Any, washout: int = 0) -> RidgeStatistics:
+    """Statistics of ``features`` (T, F) or (B, T, F) and ``targets`` (T, O) or (B, T, O), after washout."""
+    features = check_array("features", features, (2, 3))
+    targets = check_array("targets", targets, features.ndim)
+    check_same_length("features", features, "targets", targets)
+    washout = check_washout(washout, features.shape[-2])
+    X, Y = as_samples("features", features, washout), as_samples("targets", targets, washout)
+    return RidgeStatistics(len(X), X.sum(0), Y.sum(0), X.T @ X, X.T @ Y, np.einsum("to,to->o", Y, Y))
+
+
+def solve_ridge(stats: RidgeStatistics, alpha: float, fit_intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge weights ``(coef (F, O), intercept (O,))`` from statistics.
+
+    Cholesky on ``XcᵀXc + αI``; when that matrix is singular or too ill-conditioned for Cholesky to be
+    trusted (smallest pivot ratio below ~1e-7, i.e. condition number above ~1e14), an SVD least-squares
+    solve (LAPACK gelsd) is used instead.
+    """
+    alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
+    if fit_intercept:
+        mean_x, mean_y = stats.sum_x / stats.count, stats.sum_y / stats.count
+        gram = stats.xtx - stats.count * np.outer(mean_x, mean_x)
+        cross = stats.xty - stats.count * np.outer(mean_x, mean_y)
+    else:
+        gram, cross = stats.xtx, stats.xty
+    system = gram + alpha * np.eye(stats.n_features)
+    coef = _solve_spd(system, cross)
+    intercept = mean_y - mean_x @ coef if fit_intercept else np.zeros(cross.shape[1])
+    return coef, intercept
+
+
+def _solve_spd(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    try:
+        factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
+        pivots = np.abs(np.diag(factor[0]))
+        if pivots.min() > 1e-7 * pivots.max():
+            return scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+    except np.linalg.LinAlgError:
+        pass
+    return scipy.linalg.lstsq(system, rhs, lapack_driver="gelsd", check_finite=False)[0]
+
+
+class StreamingRidge:
+    """Accumulate statistics chunk by chunk (or sequence by sequence), then solve once.
+
+    Example:
+        >>> acc = StreamingRidge(alpha=1e-6)
+        >>> for states, targets in chunks:      # each (T_k, N) and (T_k, O)
+        ...     acc.update(states, targets)
+        >>> readout = acc.to_ridge()            # a fitted Ridge
+    """
+
+    def __init__(self, alpha: float = 1e-6, fit_intercept: bool = True) -> None:
+        self.alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
+        self.fit_intercept = fit_intercept
+        self.statistics: RidgeStatistics | None = None
+
+    def update(self, features: Any, targets: Any, washout: int = 0) -> StreamingRidge:
+        stats = ridge_statistics(features, targets, washout)
+        if self.statistics is not None and stats.n_features != self.statistics.n_features:
+            raise ValueError(f"features must have {self.statistics.n_features} columns like earlier chunks, "
+                             f"got {stats.n_features}")
+        self.statistics = stats if self.statistics is None else self.statistics + stats
+        return self
+
+    def to_ridge(self) -> Ridge:
+        if self.statistics is None:
+            raise ValueError("no data: call update(features, targets) at least once before to_ridge()")
+        ridge = Ridge(self.alpha, self.fit_intercept)
+        ridge.coef_, ridge.intercept_ = solve_ridge(self.statistics, self.alpha, self.fit_intercept)
+        return ridge
+
+
+class Ridge:
+    """Linear readout ``y = x W + b`` fitted by ridge regression, scikit-learn style.
+
+    ``fit(features, targets, washout=0)`` accepts (T, F) or (B, T, F) arrays (then (T, O) / (B, T, O)
+    targets; a 1-D target is treated as one output) and drops the first ``washout`` steps of every
+    sequence; ``predict`` returns an array shaped like the features with F replaced by O.
+    """
+
+    def __init__(self, alpha: float = 1e-6, fit_intercept: bool = True) -> None:
+        self.alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
+        self.fit_intercept = fit_intercept
+        self.coef_: np.ndarray | None = None
+        self.intercept_: np.ndarray | None = None
+
+    def fit(self, features: Any, targets: Any, washout: int = 0) -> Ridge:
+        stats = ridge_statistics(features, _as_2d_targets(targets), washout)
+        self.coef_, self.intercept_ = solve_ridge(stats, self.alpha, self.fit_intercept)
+        return self
+
+    def predict(self, features: Any) -> np.ndarray:
+        if self.coef_ is None:
+            raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
+        features = check_array("features", features, (1, 2, 3), {-1: self.coef_.shape[0]})
+        return np.asarray(features, np.float64) @ self.coef_ + self.intercept_
+
+    def score(self, features: Any, targets: Any) -> float:
+        """Normalised mean squared error (lower is better), averaged over outputs; see experiments.metrics."""
+        targets = _as_2d_targets(targets)
+        prediction = self.predict(features).reshape(-1, self.coef_.shape[1])
+        targets = as_samples("targets", targets)
+        return float(np.mean(np.mean((targets - prediction) ** 2, 0) / np.var(targets, 0)))
+
+
+class RidgeCV(Ridge):
+    """Ridge whose ``alpha`` is chosen by k-fold cross-validation over ``alphas``, then refitted on all data.
+
+    Folds are contiguous blocks of samples (time order kept: no shuffling of a time series).  Each fold's
+    held-out NMSE is computed from statistics alone, so trying many alphas costs one solve each.
+    After ``fit``: ``alpha_`` (the choice) and ``cv_scores_`` (mean held-out NMSE per alpha).
+    """
+
+    def __init__(self, alphas: Sequence[float] = tuple(10.0 ** np.arange(-10, 1)), n_folds: int = 5,
+                 fit_intercept: bool = True) -> None:
+        alphas = check_array("alphas", alphas, 1)
+        if alphas.size == 0:
+            raise ValueError("alphas must hold at least one value, got an empty sequence")
+        self.alphas = tuple(check_scalar("alphas[i]", a, NON_NEGATIVE) for a in alphas)
+        self.n_folds = check_scalar("n_folds", n_folds, POSITIVE_INT)
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+        super().__init__(self.alphas[0], fit_intercept)
+
+    def fit(self, features: Any, targets: Any, washout: int = 0) -> RidgeCV:
+        targets = _as_2d_targets(targets)
+        features = check_array("features", features, (2, 3))
+        check_same_length("features", features, "targets", targets)
+        washout = check_washout(washout, features.shape[-2])
+        X, Y = as_samples("features", features, washout), as_samples("targets", targets, washout)
+        if len(X) < self.n_folds:
+            raise ValueError(f"n_folds={self.n_folds} is more than the {len(X)} samples after washout")
+        folds = [ridge_statistics(x, y) for x, y in zip(np.array_split(X, self.n_folds),
+                                                        np.array_split(Y, self.n_folds), strict=True)]
+        total = sum(folds[1:], folds[0])
+        self.cv_scores_ = np.array([cross_validated_nmse(total, folds, a, self.fit_intercept)
+                                    for a in self.alphas])
+        self.alpha_ = self.alpha = self.alphas[int(np.argmin(self.cv_scores_))]
+        self.coef_, self.intercept_ = solve_ridge(total, self.alpha, self.fit_intercept)
+        return self
+
+
+def cross_validated_nmse(total: RidgeStatistics, folds: Iterable[RidgeStatistics], alpha: float,
+                         fit_intercept: bool = True) -> float:
+    """Mean over folds and outputs of the held-out NMSE of a ridge fitted on the other folds."""
+    scores = []
+    for fold in folds:
+        coef, intercept = solve_ridge(total - fold, alpha, fit_intercept)
+        scores.append(np.mean(fold.squared_error(coef, intercept) / (fold.count * fold.target_variance())))
+    return float(np.mean(scores))
+
+
+def _as_2d_targets(targets: Any) -> np.ndarray:
+    targets = np.asarray(targets) if not hasattr(targets, "ndim") else targets
+    return targets[:, None] if targets.ndim == 1 else targets

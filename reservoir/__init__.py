@@ -1,0 +1,20 @@
+"""Reservoirs as values: parameter pytrees plus one pure ``run`` that jit/vmap/grad all apply to."""
+
+from reservoir.core import DivergenceError, raise_if_diverged, run
+from reservoir.delay import DelayParams, delay_from_arrays, delay_reservoir
+from reservoir.esn import ESNParams, esn, esn_from_arrays, generate, simple_cycle_reservoir, spectral_radius
+
+__all__ = [
+    "DelayParams",
+    "delay_from_arrays",
+    "delay_reservoir",
+    "DivergenceError",
+    "ESNParams",
+    "esn",
+    "esn_from_arrays",
+    "generate",
+    "raise_if_diverged",
+    "run",
+    "simple_cycle_reservoir",
+    "spectral_radius",
+]

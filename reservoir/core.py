@@ -1,0 +1,117 @@
+"""The one entry point that runs any reservoir: validation, batching, jit and the divergence check.
+
+A reservoir is a value: a frozen dataclass pytree (``ESNParams``, ``DelayParams``, ...) that knows how to
+run *one* sequence through ``params.sequence(inputs, initial_state, teacher)``.  Everything shared by all
+models lives here, once: checking arguments, accepting ``(T, D)`` or ``(B, T, D)`` inputs (batches come
+from ``jax.vmap``), compiling with ``jax.jit`` and reporting the first time step where states stop being
+finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reservoir.validation import _is_tracer, check_array, check_same_length
+
+
+class Reservoir(Protocol):
+    """What ``run`` needs from a parameter pytree."""
+
+    n_units: int  # length of the state vector returned at every time step
+    n_inputs: int
+    n_feedback: int  # 0 when the model has no output feedback
+
+    def sequence(self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None) -> jax.Array:
+        """(T, D) inputs, (n_units,) state before the first step -> (T, n_units) states."""
+        ...
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """The reservoir's states became NaN or infinite."""
+
+
+def _sequence(params: Reservoir, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None):
+    return params.sequence(inputs, initial_state, teacher)
+
+
+_run_one = jax.jit(_sequence)
+_run_batch = jax.jit(jax.vmap(_sequence, in_axes=(None, 0, 0, 0)))
+
+
+def run(
+    params: Reservoir,
+    inputs: Any,
+    initial_state: Any = None,
+    *,
+    teacher: Any = None,
+    check_finite: bool = True,
+) -> jax.Array:
+    """Drive a reservoir with ``inputs`` and return its states.
+
+    Args:
+        params: a reservoir parameter pytree (``ESNParams``, ``DelayParams``, ...).
+        inputs: ``(T, D)`` for one sequence or ``(B, T, D)`` for a batch.
+        initial_state: state before the first step, ``(N,)`` or ``(B, N)``; zeros when omitted.
+        teacher: for models with output feedback, the target outputs ``(T, O)`` or ``(B, T, O)``;
+            step ``t`` is fed ``teacher[t - 1]`` (zero at ``t = 0``): teacher forcing.
+        check_finite: raise ``DivergenceError`` naming the first time step whose state is NaN/inf.
+
+    Returns:
+        states ``(T, N)`` or ``(B, T, N)`` in the parameters' dtype.
+
+    Works under ``jax.jit``/``grad``/``vmap`` too (checks that need concrete values are then skipped).
+    """
+    inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs})
+    batched = inputs.ndim == 3
+    dtype = params.dtype
+    state_shape = (inputs.shape[0], params.n_units) if batched else (params.n_units,)
+    if initial_state is None:
+        initial_state = jnp.zeros(state_shape, dtype)
+    else:
+        initial_state = check_array("initial_state", initial_state, len(state_shape))
+        if tuple(initial_state.shape) != state_shape:
+            raise ValueError(f"initial_state must have shape {state_shape}, got {tuple(initial_state.shape)}")
+    if teacher is not None:
+        if params.n_feedback == 0:
+            raise ValueError("teacher was given but this reservoir has no output feedback (n_feedback = 0)")
+        teacher = check_array("teacher", teacher, inputs.ndim, {-1: params.n_feedback})
+        check_same_length("inputs", inputs, "teacher", teacher)
+        teacher = jnp.asarray(teacher, dtype)
+    elif params.n_feedback:
+        raise ValueError(f"teacher is required: this reservoir feeds back {params.n_feedback} outputs")
+    inputs = jnp.asarray(inputs, dtype)
+    initial_state = jnp.asarray(initial_state, dtype)
+    states = (_run_batch if batched else _run_one)(params, inputs, initial_state, teacher)
+    if check_finite and not _is_tracer(states):
+        raise_if_diverged(states)
+    return states
+
+
+def raise_if_diverged(states: Any, what: str = "states") -> None:
+    """Raise ``DivergenceError`` naming the first time step (and sequence) with a non-finite value."""
+    finite = np.isfinite(np.asarray(states))
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)[0]
+    where = f"time step {bad[-2]}" + (f" of sequence {bad[0]}" if finite.ndim == 3 else "")
+    raise DivergenceError(
+        f"{what} became NaN/inf at {where}: the reservoir diverged "
+        "(lower the spectral radius / feedback gain or the input scaling)"
+    )
+
+
+def as_dtype(dtype: Any) -> jnp.dtype:
+    """float32 by default; float64 only when JAX has x64 enabled, otherwise say how to enable it."""
+    dtype = jnp.dtype(dtype)
+    if dtype not in (jnp.float32, jnp.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            "dtype float64 needs 64-bit JAX: call jax.config.update('jax_enable_x64', True) first "
+            "(or set JAX_ENABLE_X64=1)"
+        )
+    return dtype

@@ -1,0 +1,372 @@
+"""Delay-based reservoirs: one nonlinear node, N virtual nodes by time multiplexing.
+
+The input u(n) (D channels) is held for one period (the *input period*) and multiplied by an input mask
+M ∈ R^{N×D} plus a bias mask m_0 ∈ R^N, one value per virtual node (mask step):
+
+    z_i(n) = m_{0,i} + Σ_d M_{i,d} u_d(n),    i = 0 … N−1.
+
+Three node models are implemented; ``β_in`` is ``input_gain``, ``α`` is ``feedback_gain``, ``φ`` is ``phase``:
+
+``"sine"`` — opto-electronic reservoir with desynchronised feedback (Paquot et al., Sci. Rep. 2, 287 (2012)):
+
+    x_i(n) = sin(α x_{i−1}(n−1) + β_in z_i(n) + φ),   i ≥ 1
+    x_0(n) = sin(α x_{N−1}(n−2) + β_in z_0(n) + φ)
+
+  The loop is one node duration longer than the input period (delay = (N+1) node durations), so each node is
+  fed by its predecessor one round trip earlier.  (Form as quoted second-hand; not re-checked against the
+  paper's full text.)
+
+``"sin2_lowpass"`` — electro-optic Ikeda-type node behind a first-order low-pass filter, in the discrete form
+  of Hermans et al., "Photonic delay systems as machine learning implementations", JMLR 16 (2015), which is
+  exact within one mask step.  With i counting mask steps continuously across periods (i = nN + k):
+
+    ā_{i+1} = ρ0 ā_i + ρ1 γ_i + ρ2 γ_{i+1},    γ_i = α [sin²(ā_{i−N} + β_in z_i + φ) − 1/2]
+
+  ρ0 = e^{−θ}, κ = 1 − e^{−θ}, ρ1 = κ/θ − e^{−θ}, ρ2 = 1 − κ/θ with θ = P_m/T (``node_separation``: mask-step
+  duration P_m over the filter time constant T).  The paper writes ρ1 = Tκ − P_m e^{−P_m/T} and
+  ρ2 = P_m − Tκ, which carry units of time (ρ1 + ρ2 = P_m κ); we divide both by P_m, which makes the update
+  the exact solution of T dā/dt = −ā + γ(t) for γ linear within a mask step and gives unit DC gain, so only
+  the ratio θ matters and α is dimensionless (the paper's gain equals ours divided by P_m).  The delay is one
+  input period (N_m = N mask steps): virtual nodes are coupled by the filter's inertia, not by
+  desynchronisation.
+  Defaults follow the paper's set-up: φ = π/4, T = 0.241 µs and delay D = 20.82 µs split into N mask steps,
+  θ = D / (N T).  The states of period n are x_k(n) = ā_{nN+k}, k = 0 … N−1.
+
+``"mackey_glass"`` — Mackey–Glass node (Appeltant et al., Nat. Commun. 2, 468 (2011)):
+
+    dX/dt = −X(t) + η s / (1 + |s|^p),   s = X(t − τ) + γ J(t),   J(t) = z_i(n) during mask step i
+
+  with η = ``feedback_gain``, γ = ``input_gain``, τ = N θ.  Discretised per virtual node with the exact
+  solution of the linear part over one node separation θ, the nonlinear drive held constant:
+
+    X_i(n) = e^{−θ} X_{i−1}(n) + (1 − e^{−θ}) η s_i(n) / (1 + |s_i(n)|^p),   s_i(n) = X_i(n−1) + γ z_i(n)
+
+  where X_{−1}(n) = X_{N−1}(n−1).  Appeltant's denominator 1 + s^p has a pole at s = −1 for p = 1; we use
+  |s|^p, which agrees for s ≥ 0 and keeps the node bounded and smooth (C¹) for any sign.  The defaults
+  (θ = 0.2, η = 0.4, γ = 0.05, p = 1) are Appeltant's as quoted second-hand, unverified.  ``phase`` is
+  unused by this model: it stays in the pytree for a uniform interface and its gradient is zero.
+
+Within one period every node's nonlinear drive depends only on earlier periods, so a period is one vectorised
+update (``jax.lax.scan`` runs over periods, never over virtual nodes).  The low-pass and Mackey–Glass nodes
+then follow a *linear* first-order recursion along the period, solved in closed form (``_linear_chain``).
+
+**Initial state.**  ``initial_state`` (N,) is the previous period's node states x(−1) (ā_{−N} … ā_{−1} for the
+low-pass model).  Whatever else the loop holds before the first input starts at zero: x_{N−1}(−2) = 0 for
+``"sine"`` and the last filter drive γ_{−1} = 0 for ``"sin2_lowpass"`` (the rest value for zero input at
+φ = π/4).  Consequently a run split in two and continued from its last state matches the unsplit run exactly
+only for ``"mackey_glass"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reservoir.core import as_dtype
+from reservoir.validation import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Interval,
+    check_array,
+    check_choice,
+    check_scalar,
+)
+
+MODELS = ("sine", "sin2_lowpass", "mackey_glass")
+MASKS = ("binary", "uniform")
+
+# Hermans et al. (2015), experimental set-up: delay D and low-pass time constant T, in µs.
+HERMANS_DELAY = 20.82
+HERMANS_TIME_CONSTANT = 0.241
+
+# Per-model defaults, used wherever an argument is left None.  A constant a model does not use is absent.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sine": {"input_gain": 0.5, "feedback_gain": 0.8, "phase": 0.0},
+    "sin2_lowpass": {
+        "input_gain": 0.5,
+        "feedback_gain": 0.9,
+        "phase": math.pi / 4,
+        "node_separation": lambda n_units: HERMANS_DELAY / (n_units * HERMANS_TIME_CONSTANT),
+    },
+    "mackey_glass": {
+        "input_gain": 0.05,
+        "feedback_gain": 0.4,
+        "node_separation": lambda n_units: 0.2,
+        "exponent": 1.0,
+    },
+}
+_CONSTRAINTS = {
+    "input_gain": NON_NEGATIVE,
+    "feedback_gain": NON_NEGATIVE,
+    "phase": Interval(None, None),
+    "node_separation": POSITIVE,
+    "exponent": Interval(1, None, "left"),
+}
+
+
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["mask", "bias_mask", "input_gain", "feedback_gain", "phase"],
+    meta_fields=["model", "node_separation", "exponent"],
+)
+@dataclasses.dataclass(frozen=True)
+class DelayParams:
+    """Parameters of a delay-based reservoir (a pytree; the array fields are what ``jax.grad`` trains).
+
+    Shapes: ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain`` and ``phase`` ().
+    Static (part of the tree structure, so changing them recompiles): ``model`` (one of ``MODELS``),
+    ``node_separation`` θ (float, ``"sin2_lowpass"`` and ``"mackey_glass"``; None for ``"sine"``) and
+    ``exponent`` p (float, ``"mackey_glass"`` only).  The equations are in the module docstring.
+    """
+
+    mask: jax.Array
+    bias_mask: jax.Array
+    input_gain: jax.Array
+    feedback_gain: jax.Array
+    phase: jax.Array
+    model: str = "sine"
+    node_separation: float | None = None
+    exponent: float | None = None
+
+    @property
+    def n_units(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.mask.shape[1]
+
+    @property
+    def n_feedback(self) -> int:
+        return 0
+
+    @property
+    def dtype(self) -> jnp.dtype:
+        return self.mask.dtype
+
+    def sequence(
+        self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None = None
+    ) -> jax.Array:
+        """Run one sequence: (T, D) inputs and the (N,) states x(−1) -> (T, N) node states.
+
+        ``teacher`` is accepted for the ``run`` protocol and ignored (there is no output feedback).
+        """
+        del teacher
+        # β_in z_i(n) for every period at once: one (T, D) @ (D, N) product outside the loop.
+        drives = self.input_gain * (inputs @ self.mask.T + self.bias_mask)
+        step, carry = _PERIOD_UPDATES[self.model](self, initial_state)
+        return jax.lax.scan(step, carry, drives)[1]
+
+
+def _sine_update(params: DelayParams, initial_state: jax.Array):
+    def step(carry, drive):
+        x_prev, x_last_before = carry  # x(n−1) and x_{N−1}(n−2)
+        # x_{i−1}(n−1) for node i ≥ 1; node 0 gets x_{N−1}(n−2)
+        delayed = jnp.concatenate([x_last_before[None], x_prev[:-1]])
+        x = jnp.sin(params.feedback_gain * delayed + drive + params.phase)
+        return (x, x_prev[-1]), x
+
+    return step, (initial_state, jnp.zeros((), initial_state.dtype))
+
+
+def _sin2_lowpass_update(params: DelayParams, initial_state: jax.Array):
+    theta = params.node_separation
+    decay = math.exp(-theta)
+    kappa_over_theta = -math.expm1(-theta) / theta
+    # ā_{i+1} = ρ0 ā_i + (ρ1 γ_i + ρ2 γ_{i+1}) / P_m
+    chain = _linear_chain(decay, params.n_units, kappa_over_theta - decay, 1.0 - kappa_over_theta)
+
+    def step(carry, drive):
+        a_prev, gamma_last = carry  # ā over the previous period and its last filter drive γ
+        gamma = params.feedback_gain * (jnp.sin(a_prev + drive + params.phase) ** 2 - 0.5)
+        a = chain(gamma, gamma_last, a_prev[-1])
+        return (a, gamma[-1]), a
+
+    return step, (initial_state, jnp.zeros((), initial_state.dtype))
+
+
+def _mackey_glass_update(params: DelayParams, initial_state: jax.Array):
+    decay = math.exp(-params.node_separation)
+    chain = _linear_chain(decay, params.n_units, 0.0, 1.0 - decay)
+
+    def step(x_prev, drive):
+        s = x_prev + drive  # X(t − τ) + γ J(t)
+        nonlinear = params.feedback_gain * s / (1 + jnp.abs(s) ** params.exponent)
+        x = chain(nonlinear, None, x_prev[-1])
+        return x, x
+
+    return step, initial_state
+
+
+_PERIOD_UPDATES: dict[str, Callable] = {
+    "sine": _sine_update,
+    "sin2_lowpass": _sin2_lowpass_update,
+    "mackey_glass": _mackey_glass_update,
+}
+
+
+def _linear_chain(decay: float, n: int, weight_previous: float, weight_current: float) -> Callable:
+    """Solver for x_k = decay · x_{k−1} + w_p f_{k−1} + w_c f_k, k = 0 … n−1, without a loop over k.
+
+    ``solve(f, f_before, start)`` takes the forcing f (n,), f_{−1} (ignored when w_p = 0) and x_{−1}.
+    Closed form in two levels: split the n nodes into blocks of b ≈ √n and solve every block from a zero start
+    with one (b × b) matrix (lower-triangular powers of ``decay`` times the two-tap forcing), then add each
+    block's incoming value, itself the same recursion over the blocks (an (m × m) matrix of powers of
+    decay^b).  About n√n multiply-adds instead of n² for a dense (n × n) matrix (≈ 3× faster per period at
+    n = 400 on CPU), and only powers ≤ 1 (no overflow, unlike a cumulative sum of decay^{−k}).
+    """
+    block = math.isqrt(n - 1) + 1 if n > 1 else 1
+    n_blocks = -(-n // block)
+    powers = _power_matrix(decay, block, strict=False)  # decay^(k − j), j ≤ k
+    within = powers @ (weight_current * np.eye(block) + weight_previous * np.eye(block, k=-1))
+    first_in_block = weight_previous * decay ** np.arange(block)  # reach of the forcing just before a block
+    across = _power_matrix(decay**block, n_blocks, strict=True)  # decay^(b (m − 1 − l)), l < m
+    start_weight = (decay**block) ** np.arange(n_blocks)  # decay^(b m): x_{−1} carried into block m
+    offsets = decay ** np.arange(1, block + 1)  # decay^(k + 1): a block's incoming value at position k
+
+    def solve(forcing: jax.Array, forcing_before: jax.Array | None, start: jax.Array) -> jax.Array:
+        dtype = forcing.dtype
+        forcing = jnp.pad(forcing, (0, n_blocks * block - n)).reshape(n_blocks, block)
+        local = forcing @ jnp.asarray(within.T, dtype)  # each block from a zero start
+        if weight_previous:
+            before = jnp.concatenate([forcing_before[None], forcing[:-1, -1]])  # f just before each block
+            local = local + before[:, None] * jnp.asarray(first_in_block, dtype)
+        incoming = jnp.asarray(across, dtype) @ local[:, -1] + jnp.asarray(start_weight, dtype) * start
+        return (local + incoming[:, None] * jnp.asarray(offsets, dtype)).reshape(-1)[:n]
+
+    return solve
+
+
+def _power_matrix(base: float, size: int, strict: bool) -> np.ndarray:
+    """Lower-triangular base^(k − j) (``strict``: base^(k − j − 1) below the diagonal, zero on it)."""
+    lag = np.subtract.outer(np.arange(size), np.arange(size)) - int(strict)
+    return np.where(lag >= 0, base ** np.maximum(lag, 0), 0.0)
+
+
+def _model_constants(model: Any, n_units: int, **given: Any) -> dict[str, Any]:
+    """Validate the model name and its constants, filling the ones left None with the model's defaults."""
+    model = check_choice("model", model, MODELS)
+    defaults = _DEFAULTS[model]
+    constants = {"model": model, "node_separation": None, "exponent": None}
+    for name, value in given.items():
+        if name not in defaults:
+            if value is not None:
+                raise ValueError(f"{name} is not used by model {model!r}: leave it None, got {value!r}")
+            continue
+        if value is None:
+            value = defaults[name](n_units) if callable(defaults[name]) else defaults[name]
+        constants[name] = float(check_scalar(name, value, _CONSTRAINTS[name]))
+    return constants
+
+
+def delay_from_arrays(
+    mask: Any,
+    bias_mask: Any = None,
+    *,
+    model: str,
+    input_gain: float | None = None,
+    feedback_gain: float | None = None,
+    phase: float | None = None,
+    node_separation: float | None = None,
+    exponent: float | None = None,
+    dtype: Any = jnp.float32,
+) -> DelayParams:
+    """Build a delay reservoir from a given input mask (N, D) and optional bias mask (N,), used as given.
+
+    Constants left None take the model's defaults (see ``delay_reservoir``); a constant the model does not use
+    (``node_separation`` for ``"sine"``, ``exponent`` outside ``"mackey_glass"``, ``phase`` for
+    ``"mackey_glass"``) must stay None.
+
+    Example:
+        >>> import numpy as np
+        >>> params = delay_from_arrays(np.ones((20, 1)), model="sin2_lowpass", feedback_gain=0.8)
+        >>> params.n_units, params.node_separation == 20.82 / (20 * 0.241)
+        (20, True)
+    """
+    dtype = as_dtype(dtype)
+    mask = check_array("mask", mask, 2)
+    n_units = mask.shape[0]
+    if n_units == 0 or mask.shape[1] == 0:
+        raise ValueError(f"mask must have at least one virtual node and one input, got shape {mask.shape}")
+    if bias_mask is None:
+        bias_mask = np.zeros(n_units)
+    bias_mask = check_array("bias_mask", bias_mask, 1, {0: n_units})
+    constants = _model_constants(model, n_units, input_gain=input_gain, feedback_gain=feedback_gain,
+                                 phase=phase, node_separation=node_separation, exponent=exponent)
+    arrays = {name: jnp.asarray(constants.pop(name, 0.0), dtype)
+              for name in ("input_gain", "feedback_gain", "phase")}
+    return DelayParams(jnp.asarray(mask, dtype), jnp.asarray(bias_mask, dtype), **arrays, **constants)
+
+
+def delay_reservoir(
+    n_units: int,
+    n_inputs: int = 1,
+    *,
+    model: str = "sine",
+    seed: int,
+    input_gain: float | None = None,
+    feedback_gain: float | None = None,
+    phase: float | None = None,
+    mask: str = "uniform",
+    bias_mask_scaling: float = 0.0,
+    node_separation: float | None = None,
+    exponent: float | None = None,
+    dtype: Any = jnp.float32,
+) -> DelayParams:
+    """A delay-based reservoir with a random input mask (equations and sources in the module docstring).
+
+    Args:
+        n_units: number of virtual nodes N.
+        n_inputs: number of input channels D.
+        model: ``"sine"`` (Paquot 2012), ``"sin2_lowpass"`` (Hermans 2015) or ``"mackey_glass"``
+            (Appeltant 2011).
+        seed: the only source of randomness: the same seed gives the same masks.
+        input_gain: β_in (γ for Mackey–Glass), ≥ 0.
+        feedback_gain: α (β in Hermans 2015, η for Mackey–Glass), ≥ 0.
+        phase: φ, any real (unused by ``"mackey_glass"``).
+        mask: ``"binary"`` (entries ±1) or ``"uniform"`` (entries uniform in [−1, 1]); mask (N, D).
+        bias_mask_scaling: bias mask m_0 (N,) uniform in [−1, 1] times this (default 0: no bias mask).
+        node_separation: θ > 0, node duration over the node's time constant (not used by ``"sine"``).
+        exponent: p ≥ 1 of the Mackey–Glass nonlinearity (``"mackey_glass"`` only).
+        dtype: float32 (default) or float64 (needs ``jax_enable_x64``).
+
+    Defaults (arguments left None):
+
+    ==============  ==========  =============  =======  ==================  ========
+    model           input_gain  feedback_gain  phase    node_separation     exponent
+    ==============  ==========  =============  =======  ==================  ========
+    sine            0.5         0.8            0        –                   –
+    sin2_lowpass    0.5         0.9            π/4      20.82/(0.241 N)     –
+    mackey_glass    0.05        0.4            (unused) 0.2                 1
+    ==============  ==========  =============  =======  ==================  ========
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from reservoir import run
+        >>> params = delay_reservoir(50, seed=0)  # sine model, 50 virtual nodes
+        >>> run(params, jnp.zeros((100, 1))).shape  # inputs (T, D) -> states (T, N)
+        (100, 50)
+    """
+    n_units = check_scalar("n_units", n_units, POSITIVE_INT)
+    n_inputs = check_scalar("n_inputs", n_inputs, POSITIVE_INT)
+    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    mask_kind = check_choice("mask", mask, MASKS)
+    bias_mask_scaling = check_scalar("bias_mask_scaling", bias_mask_scaling, NON_NEGATIVE)
+    rng = np.random.default_rng(seed)
+    if mask_kind == "binary":
+        weights = rng.choice([-1.0, 1.0], (n_units, n_inputs))
+    else:
+        weights = rng.uniform(-1, 1, (n_units, n_inputs))
+    bias_mask = rng.uniform(-1, 1, n_units) * bias_mask_scaling
+    return delay_from_arrays(weights, bias_mask, model=model, input_gain=input_gain,
+                             feedback_gain=feedback_gain, phase=phase, node_separation=node_separation,
+                             exponent=exponent, dtype=dtype)

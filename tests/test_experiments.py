@@ -1,0 +1,57 @@
+"""The command line and the benchmarks experiment's files (the quick run, as CI can afford)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments.__main__ import main
+from experiments.results import read_rows
+
+
+def test_list_names_the_experiments(capsys):
+    assert main(["--list"]) == 0
+    assert "benchmarks" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    # A subprocess, as a user runs it: fresh JAX config, the real command line.
+    subprocess.run([sys.executable, "-m", "experiments", "benchmarks", "--quick", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    return out / "benchmarks"
+
+
+def test_quick_benchmarks_write_results_config_and_figures(quick_run):
+    rows = read_rows(quick_run / "results.csv")
+    for column in ("task", "model", "n_units", "seed", "metric", "value"):
+        assert column in rows[0]
+    tasks = {r["task"] for r in rows}
+    assert {"narma10", "memory_capacity", "santa_fe", "mackey_glass"} <= tasks
+    assert any(t.startswith("channel_equalisation@") for t in tasks)
+    narma = [r["value"] for r in rows if r["task"] == "narma10" and r["model"] == "esn" and r["n_units"] == 200]
+    assert len(narma) == 2 and all(0 < v < 0.16 for v in narma)  # uses nonlinearity: beats a shift register
+    config = json.loads((quick_run / "config.json").read_text())
+    assert config["config"]["seeds"] == [0, 1] and "jax" in config["packages"] and "git_commit" in config
+    for name in ("narma10_vs_n", "ser_vs_snr", "memory_capacity", "santa_fe_trace"):
+        assert (quick_run / f"{name}.png").stat().st_size > 10_000
+
+
+def test_plot_redraws_without_recomputing(quick_run):
+    for figure in quick_run.glob("*.png"):
+        figure.unlink()
+    assert main(["plot", str(quick_run)]) == 0
+    assert (quick_run / "narma10_vs_n.png").exists()
+
+
+def test_a_second_run_keeps_the_first(quick_run, tmp_path):
+    directory = tmp_path / "benchmarks"
+    directory.mkdir()
+    (directory / "results.csv").write_text("mine\n")
+    from experiments.results import prepare_directory
+
+    prepare_directory(tmp_path, "benchmarks")
+    kept = list(directory.glob("previous-*/results.csv"))
+    assert len(kept) == 1 and kept[0].read_text() == "mine\n"
