@@ -37,6 +37,7 @@ TARGETS = [
     ("narma10", "delay_sine", 50, "nmse", "max", 0.16, "linear shift register: 0.16"),
     ("memory_capacity", "cycle_linear", 50, "memory_capacity", "min", 47.5, "theory: MC = N"),
     ("memory_capacity", "esn_linear", 50, "memory_capacity", "min", 47.5, "theory: MC = N"),
+    ("memory_capacity", "esn_linear_sparse", 50, "memory_capacity", "min", 47.5, "theory: MC = N"),
     ("mackey_glass", "esn", 400, "nrmse84", "max", 3e-4, "Jaeger GMD148: 2.8e-4"),
     ("santa_fe", "esn", 200, "nmse", "max", 0.0035, "ReservoirPy 0.4.2: 0.0035"),
     ("channel_equalisation@20dB", "esn", 50, "ser", "max", 3e-3, "measured here (REFERENCE §5)"),
@@ -51,10 +52,12 @@ def build(model: str, n_units: int, seed: int, **hyper: Any):
     if model == "delay_sine":
         return delay_reservoir(n_units, model="sine", seed=seed, dtype="float64", **hyper)
     if model == "esn_linear":
+        return esn(n_units, seed=seed, activation="identity", topology="orthogonal", dtype="float64", **hyper)
+    if model == "esn_linear_sparse":
         return esn(n_units, seed=seed, activation="identity", dtype="float64", **hyper)
     if model == "cycle_linear":
         return simple_cycle_reservoir(n_units, seed=seed, activation="identity", dtype="float64", **hyper)
-    raise ValueError(f"model must be one of esn, delay_sine, esn_linear, cycle_linear, got {model!r}")
+    raise ValueError(f"model must be one of esn, delay_sine, esn_linear(_sparse), cycle_linear, got {model!r}")
 
 
 # Search grids (full run / --quick).  Ranges follow the usual recommendations (Lukoševičius 2012).
@@ -156,7 +159,8 @@ def memory_capacity(quick: bool, seeds: list[int]) -> list[dict]:
     n_units, washout, n_train, n_test = 50, 200, 10_000, 5_000
     max_delay = 2 * n_units
     models = {"cycle_linear": dict(cycle_weight=0.95, input_weight=1.0),
-              "esn_linear": dict(spectral_radius=0.95, density=1.0)}
+              "esn_linear": dict(spectral_radius=0.95),
+              "esn_linear_sparse": dict(spectral_radius=0.95, density=1.0)}
     rows = []
     for model, hyper in models.items():
         for seed in seeds:
@@ -294,7 +298,8 @@ def plot(directory: Path | str) -> list[Path]:
         save(fig, "ser_vs_snr")
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for model, label in (("cycle_linear", "linear cycle reservoir"), ("esn_linear", "linear random ESN")):
+    for model, label in (("cycle_linear", "linear cycle reservoir"), ("esn_linear", "linear ESN, orthogonal W"),
+                         ("esn_linear_sparse", "linear ESN, random W")):
         pts = [(r["delay"], r["value"]) for r in rows if r["task"] == "memory_capacity" and r["model"] == model
                and r["metric"] == "r2"]
         if pts:

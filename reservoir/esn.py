@@ -130,6 +130,20 @@ def random_recurrent_matrix(n_units: int, spectral_radius_: float, density: floa
             return (W * (spectral_radius_ / radius)).toarray()
 
 
+def random_orthogonal_matrix(n_units: int, spectral_radius_: float, rng: np.random.Generator) -> np.ndarray:
+    """Haar-random orthogonal matrix times the spectral radius: every eigenvalue has modulus exactly r.
+
+    QR of a Gaussian matrix with the signs of R's diagonal moved into Q (Mezzadri 2007), so the draw is
+    uniform over the orthogonal group.  Its well-spread eigenvalues give a linear reservoir a memory capacity
+    close to N, where a sparse random matrix falls well short.
+    """
+    q, r = np.linalg.qr(rng.standard_normal((n_units, n_units)))
+    return q * np.sign(np.diag(r)) * spectral_radius_
+
+
+TOPOLOGIES = ("sparse", "orthogonal")
+
+
 def esn(
     n_units: int,
     n_inputs: int = 1,
@@ -137,6 +151,7 @@ def esn(
     seed: int,
     spectral_radius: float = 0.9,
     density: float = 0.1,
+    topology: str = "sparse",
     input_scaling: float = 1.0,
     input_density: float = 1.0,
     bias_scaling: float = 0.0,
@@ -148,9 +163,11 @@ def esn(
 ) -> ESNParams:
     """A random echo state network.
 
-    ``W``: sparse Gaussian at ``density``, rescaled to ``spectral_radius``; ``W_in``, ``bias`` and ``W_fb``
-    uniform in [−1, 1] times ``input_scaling``, ``bias_scaling`` and ``feedback_scaling``; ``W_in`` keeps a
-    fraction ``input_density`` of its entries.  Deterministic in ``seed``.
+    ``W``: sparse Gaussian at ``density``, rescaled to ``spectral_radius`` (``topology="sparse"``), or a
+    random orthogonal matrix times ``spectral_radius`` (``topology="orthogonal"``, dense); ``W_in``,
+    ``bias`` and ``W_fb`` uniform in [−1, 1] times ``input_scaling``, ``bias_scaling`` and
+    ``feedback_scaling``; ``W_in`` keeps a fraction ``input_density`` of its entries.  Deterministic in
+    ``seed``.
 
     Example:
         >>> params = esn(100, seed=0, spectral_radius=0.9, leak_rate=0.3)
@@ -167,7 +184,11 @@ def esn(
     n_feedback = check_scalar("n_feedback", n_feedback, NON_NEGATIVE_INT)
     seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
     rng = np.random.default_rng(seed)
-    W = random_recurrent_matrix(n_units, radius, density, rng)
+    check_choice("topology", topology, TOPOLOGIES)
+    if topology == "sparse":
+        W = random_recurrent_matrix(n_units, radius, density, rng)
+    else:
+        W = random_orthogonal_matrix(n_units, radius, rng)
     W_in = rng.uniform(-1, 1, (n_units, n_inputs)) * (rng.random((n_units, n_inputs)) < input_density)
     bias = rng.uniform(-1, 1, n_units) * bias_scaling
     W_fb = rng.uniform(-1, 1, (n_units, n_feedback)) * feedback_scaling if n_feedback else None

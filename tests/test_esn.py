@@ -133,3 +133,11 @@ def test_bad_inputs_rejected_before_running(kind):
 def test_initial_state_shape_checked():
     with pytest.raises(ValueError, match="initial_state"):
         run(esn(5, seed=0), np.zeros((4, 1)), np.zeros(6))
+
+
+def test_orthogonal_topology_puts_every_eigenvalue_on_the_circle():
+    W = np.asarray(esn(40, seed=0, topology="orthogonal", spectral_radius=0.8, dtype="float64").W)
+    np.testing.assert_allclose(W @ W.T, 0.64 * np.eye(40), atol=1e-12)
+    np.testing.assert_allclose(np.abs(np.linalg.eigvals(W)), 0.8, rtol=1e-10)
+    with pytest.raises(ValueError, match="topology"):
+        esn(10, seed=0, topology="ring")
