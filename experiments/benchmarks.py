@@ -71,6 +71,10 @@ QUICK_GRIDS = {
     "delay_sine": {"feedback_gain": [0.8, 0.9], "input_gain": [0.5], "phase": [0.0]},
 }
 
+MACKEY_GLASS_GRID = {"spectral_radius": [0.9, 0.95, 0.99], "leak_rate": [0.3, 0.5], "bias_scaling": [0.0, 0.5],
+                     "alpha": [1e-12, 1e-10]}
+MACKEY_GLASS_QUICK_GRID = {"spectral_radius": [0.95], "leak_rate": [0.5], "bias_scaling": [0.5], "alpha": [1e-10]}
+
 
 def fit_predict(params, u_train, y_train, u_test, washout: int, alpha: float) -> np.ndarray:
     """Ridge readout on [x(t), u(t)] fitted after washout; test states continue from the training run."""
@@ -180,9 +184,7 @@ def mackey_glass(quick: bool, seeds: list[int], selected: dict) -> list[dict]:
     teacher forcing for one-step prediction on 3000 steps (first 1000 discarded), then 20 trials of 1000
     teacher-forced steps followed by 84 free-running steps; error at step 84 in the original coordinates."""
     n_units, n_trials, n_free, warm = 400, (5 if quick else 20), 84, 1000
-    grid = ({"spectral_radius": [0.95], "leak_rate": [0.5], "bias_scaling": [0.5], "alpha": [1e-10]} if quick
-            else {"spectral_radius": [0.9, 0.95, 0.99], "leak_rate": [0.3, 0.5], "bias_scaling": [0.0, 0.5],
-                  "alpha": [1e-12, 1e-10]})
+    grid = MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID
 
     def nrmse84(seed: int, validation: bool, alpha: float, **hyper) -> float:
         x = tasks.mackey_glass(3000 + 2 * n_trials * (warm + n_free), seed=seed)
@@ -213,7 +215,8 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
     seed_list = list(range(n_seeds))
     directory = prepare_directory(out, "benchmarks")
     write_config(directory, {"experiment": "benchmarks", "quick": quick, "seeds": seed_list,
-                             "grids": QUICK_GRIDS if quick else GRIDS, "alphas": ALPHAS})
+                             "grids": QUICK_GRIDS if quick else GRIDS, "alphas": ALPHAS,
+                             "mackey_glass_grid": MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID})
     selected: dict[str, Any] = {}
     rows: list[dict] = []
     parts = [("NARMA10", lambda: narma10(quick, seed_list, selected)),
