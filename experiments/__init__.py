@@ -6,5 +6,6 @@
 
 # name -> module; each module has DESCRIPTION, run_experiment(out, quick, seeds) and plot(directory).
 EXPERIMENTS = {
+    "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",
 }

@@ -49,6 +49,7 @@ __all__ = [
     "narma10",
     "santa_fe_laser",
     "santa_fe_one_step",
+    "variable_delay",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -437,6 +438,36 @@ def memory_capacity_data(n_steps: int, seed: int, max_delay: int) -> tuple[np.nd
     for k in range(1, max_delay + 1):
         targets[k:, k - 1] = u[:-k]
     return u.reshape(-1, 1), targets
+
+
+def variable_delay(n_steps: int, seed: int, max_delay: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-delay memory task, in the spirit of the VARDEL5 task of Hermans et al. (PRL 117, 128301, 2016).
+
+    The paper's exact definition was not retrieved; this one is ours.  Two input channels:
+    u(n) i.i.d. uniform in [−1, 1], and a delay indicator c(n) = 2 (d(n) − 1) / (max_delay − 1) − 1 in [−1, 1]
+    encoding a delay d(n) drawn i.i.d. uniformly from {1, …, max_delay} at every step.  The target is
+    y(n) = u(n − d(n)): recall the input from d(n) steps ago, with d(n) chosen by the second channel.  A fixed
+    linear readout of a reservoir cannot simply pick one delay: it has to combine c(n) with the memory of u
+    multiplicatively, which is what training the input side can help with.
+
+    Returns:
+        (inputs (n_steps, 2), targets (n_steps, 1)), float64.  For n < d(n) the target lies before the
+        sequence and is 0: discard at least ``max_delay`` steps (washout ≥ max_delay).
+    """
+    n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
+    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    max_delay = check_scalar("max_delay", max_delay, POSITIVE_INT)
+    if max_delay < 2:
+        raise ValueError(f"max_delay must be at least 2 (a choice of delays), got {max_delay}")
+    if max_delay >= n_steps:
+        raise ValueError(f"max_delay must be smaller than n_steps={n_steps}, got {max_delay}")
+    rng = np.random.default_rng(seed)
+    u = rng.uniform(-1.0, 1.0, n_steps)
+    delay = rng.integers(1, max_delay + 1, n_steps)
+    indicator = 2.0 * (delay - 1) / (max_delay - 1) - 1.0
+    source = np.arange(n_steps) - delay
+    target = np.where(source >= 0, u[np.maximum(source, 0)], 0.0)
+    return np.stack([u, indicator], axis=1), target.reshape(-1, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------

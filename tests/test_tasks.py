@@ -382,3 +382,16 @@ def test_digits_rejects_bad_order():
 def test_module_exports_exist():
     for name in tasks.__all__:
         assert hasattr(tasks, name), name
+
+
+def test_variable_delay_recalls_the_indicated_step():
+    from experiments.tasks import variable_delay
+
+    inputs, target = variable_delay(200, seed=3, max_delay=5)
+    assert inputs.shape == (200, 2) and target.shape == (200, 1)
+    delays = np.rint((inputs[:, 1] + 1) * 2).astype(int) + 1  # invert c = 2 (d - 1) / 4 - 1 by hand
+    assert set(delays) == {1, 2, 3, 4, 5}
+    for n in range(5, 200):
+        assert target[n, 0] == inputs[n - delays[n], 0]
+    with pytest.raises(ValueError, match="max_delay"):
+        variable_delay(10, seed=0, max_delay=1)
