@@ -65,16 +65,8 @@ def run(
 
     Works under ``jax.jit``/``grad``/``vmap`` too (checks that need concrete values are then skipped).
     """
-    inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs})
-    batched = inputs.ndim == 3
-    dtype = params.dtype
-    state_shape = (inputs.shape[0], params.n_units) if batched else (params.n_units,)
-    if initial_state is None:
-        initial_state = jnp.zeros(state_shape, dtype)
-    else:
-        initial_state = check_array("initial_state", initial_state, len(state_shape))
-        if tuple(initial_state.shape) != state_shape:
-            raise ValueError(f"initial_state must have shape {state_shape}, got {tuple(initial_state.shape)}")
+    inputs, initial_state = checked_inputs_and_state(params, inputs, initial_state)
+    batched, dtype = inputs.ndim == 3, params.dtype
     if teacher is not None:
         if params.n_feedback == 0:
             raise ValueError("teacher was given but this reservoir has no output feedback (n_feedback = 0)")
@@ -83,12 +75,24 @@ def run(
         teacher = jnp.asarray(teacher, dtype)
     elif params.n_feedback:
         raise ValueError(f"teacher is required: this reservoir feeds back {params.n_feedback} outputs")
-    inputs = jnp.asarray(inputs, dtype)
-    initial_state = jnp.asarray(initial_state, dtype)
     states = (_run_batch if batched else _run_one)(params, inputs, initial_state, teacher)
     if check_finite and not _is_tracer(states):
         raise_if_diverged(states)
     return states
+
+
+def checked_inputs_and_state(params: Reservoir, inputs: Any, initial_state: Any) -> tuple[jax.Array, jax.Array]:
+    """Validate ``(T, D)``/``(B, T, D)`` inputs and the matching initial state (zeros when None); cast both
+    to the parameters' dtype."""
+    inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs})
+    state_shape = (inputs.shape[0], params.n_units) if inputs.ndim == 3 else (params.n_units,)
+    if initial_state is None:
+        initial_state = jnp.zeros(state_shape, params.dtype)
+    else:
+        initial_state = check_array("initial_state", initial_state, len(state_shape))
+        if tuple(initial_state.shape) != state_shape:
+            raise ValueError(f"initial_state must have shape {state_shape}, got {tuple(initial_state.shape)}")
+    return jnp.asarray(inputs, params.dtype), jnp.asarray(initial_state, params.dtype)
 
 
 def raise_if_diverged(states: Any, what: str = "states") -> None:

@@ -161,10 +161,18 @@ class DelayParams:
         ``teacher`` is accepted for the ``run`` protocol and ignored (there is no output feedback).
         """
         del teacher
-        # β_in z_i(n) for every period at once: one (T, D) @ (D, N) product outside the loop.
-        drives = self.input_gain * (inputs @ self.mask.T + self.bias_mask)
-        step, carry = _PERIOD_UPDATES[self.model](self, initial_state)
-        return jax.lax.scan(step, carry, drives)[1]
+        step, carry = self.scan_step(initial_state)
+        return jax.lax.scan(step, carry, inputs)[1]
+
+    def scan_step(self, initial_state: jax.Array) -> tuple[Callable, Any]:
+        """``(step, carry)``: ``step(carry, u(n)) -> (carry, x(n))`` for one input period, and the carry
+        before the first period.  ``sequence`` scans it; BPTT with checkpointing scans it in segments."""
+        period, carry = _PERIOD_UPDATES[self.model](self, initial_state)
+
+        def step(carry, u):
+            return period(carry, self.input_gain * (self.mask @ u + self.bias_mask))  # β_in z_i(n)
+
+        return step, carry
 
 
 def _sine_update(params: DelayParams, initial_state: jax.Array):

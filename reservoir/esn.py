@@ -11,6 +11,7 @@ weights ``W_in`` scaled by an input scaling, a bias ``b`` and optional output fe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -75,13 +76,21 @@ class ESNParams:
             pre = pre + self.W_fb @ y_prev
         return (1 - self.leak_rate) * state + self.leak_rate * ACTIVATIONS[self.activation](pre)
 
+    def scan_step(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
+        """``(step, carry)``: ``step(x(t−1), u(t)) -> (x(t), x(t))`` and the carry before the first step."""
+        if self.W_fb is not None:
+            raise ValueError(f"scan_step needs a reservoir without output feedback, got n_feedback = "
+                             f"{self.n_feedback}: use sequence(inputs, initial_state, teacher)")
+
+        def step(state, u):
+            state = self.step(state, u)
+            return state, state
+
+        return step, initial_state
+
     def sequence(self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None) -> jax.Array:
         if teacher is None:
-            def body(state, u):
-                state = self.step(state, u)
-                return state, state
-
-            return jax.lax.scan(body, initial_state, inputs)[1]
+            return jax.lax.scan(*self.scan_step(initial_state), inputs)[1]
         # Teacher forcing: step t sees the target of step t − 1 (zero before the first step).
         previous = jnp.concatenate([jnp.zeros_like(teacher[:1]), teacher[:-1]])
 

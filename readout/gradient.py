@@ -1,0 +1,458 @@
+"""Readouts trained by gradient descent, and the one optax training loop the whole project shares.
+
+A readout is a value: ``Readout(layers, activation)``, a pytree of ``Dense(weight (F_in, F_out), bias (F_out,))``
+layers.  ``apply_readout`` computes, for features ``x`` of shape (..., F),
+
+    a⁰ = x,   aˡ = σ(aˡ⁻¹ Wˡ + bˡ) for the hidden layers,   y = aᴸ⁻¹ Wᴸ + bᴸ   (no activation on the output),
+
+so a linear readout is the one-layer case ``y = x W + b``.
+
+``train(loss_fn, params, data)`` minimises any scalar ``loss_fn(params, *batch)`` over any pytree ``params``
+with mini-batches and an optax optimiser.  The same loop trains a readout on stored states, the input side of a
+reservoir by backpropagation through time (``reservoir.trainable.bptt_loss``) and, through a ``jax.custom_vjp``
+loss, a device in the loop: only ``loss_fn`` changes.
+
+Example:
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 5)); y = X @ np.arange(5.0)[:, None]
+    >>> result = fit_readout(X, y, learning_rate=1e-2, n_epochs=50, progress=False)
+    >>> apply_readout(result.params, X[:3]).shape
+    (3, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from reservoir.core import DivergenceError, as_dtype
+from reservoir.validation import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    Interval,
+    check_array,
+    check_choice,
+    check_scalar,
+)
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "identity": lambda pre: pre,
+}
+FRACTION = Interval(0, 1, "left")  # [0, 1)
+
+
+# --------------------------------------------------------------------------------------------- readouts
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["weight", "bias"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    """One affine layer ``a W + b``: ``weight`` (F_in, F_out), ``bias`` (F_out,)."""
+
+    weight: jax.Array
+    bias: jax.Array
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["layers"], meta_fields=["activation"])
+@dataclasses.dataclass(frozen=True)
+class Readout:
+    """A readout pytree: ``layers`` (one ``Dense`` for a linear readout), ``activation`` between layers."""
+
+    layers: tuple[Dense, ...]
+    activation: str = "tanh"
+
+    @property
+    def n_features(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].weight.shape[1]
+
+
+def linear_readout(n_features: int, n_outputs: int, *, seed: int, dtype: Any = jnp.float32) -> Readout:
+    """A linear readout ``y = x W + b``, W (F, O) drawn N(0, 1/F) from ``seed``, b = 0."""
+    return mlp_readout(n_features, (), n_outputs, seed=seed, dtype=dtype)
+
+
+def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *, seed: int,
+                activation: str = "tanh", dtype: Any = jnp.float32) -> Readout:
+    """A multilayer perceptron readout, F -> hidden_sizes[0] -> ... -> O, ``activation`` between layers.
+
+    Weights are drawn N(0, 1/fan_in) (LeCun normal) from ``jax.random.PRNGKey(seed)``, biases start at 0.
+    """
+    n_features = check_scalar("n_features", n_features, POSITIVE_INT)
+    n_outputs = check_scalar("n_outputs", n_outputs, POSITIVE_INT)
+    if isinstance(hidden_sizes, int | str) or not isinstance(hidden_sizes, Sequence):
+        raise TypeError(f"hidden_sizes must be a sequence of positive integers, got {hidden_sizes!r}")
+    hidden_sizes = [check_scalar(f"hidden_sizes[{i}]", h, POSITIVE_INT) for i, h in enumerate(hidden_sizes)]
+    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    check_choice("activation", activation, tuple(ACTIVATIONS))
+    dtype = as_dtype(dtype)
+    return Readout(_init_layers(seed, (n_features, *hidden_sizes, n_outputs), dtype), activation)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[Dense, ...]:
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(sizes) - 1)
+    return tuple(
+        Dense(jax.random.normal(key, (fan_in, fan_out), dtype) / math.sqrt(fan_in), jnp.zeros(fan_out, dtype))
+        for key, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+    )
+
+
+def apply_readout(params: Readout, features: Any) -> jax.Array:
+    """Features (..., F) -> outputs (..., O); pure, so ``jit``, ``grad`` and ``vmap`` apply."""
+    hidden = jnp.asarray(features, params.layers[0].weight.dtype)
+    if hidden.shape[-1:] != (params.n_features,):
+        raise ValueError(f"features must have {params.n_features} features on the last axis, "
+                         f"got shape {tuple(hidden.shape)}")
+    return _apply(params, hidden)
+
+
+@jax.jit
+def _apply(params: Readout, hidden: jax.Array) -> jax.Array:
+    activation = ACTIVATIONS[params.activation]
+    for layer in params.layers[:-1]:
+        hidden = activation(hidden @ layer.weight + layer.bias)
+    return hidden @ params.layers[-1].weight + params.layers[-1].bias
+
+
+# ----------------------------------------------------------------------------------------------- losses
+
+
+def mean_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean over every sample and output of (prediction − target)²."""
+    return jnp.mean((predictions - targets) ** 2)
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean over samples of −log softmax(logits)[label]; ``logits`` (..., C), integer ``labels`` (...)."""
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "mse": mean_squared_error,
+    "softmax_cross_entropy": softmax_cross_entropy,
+}
+
+
+def readout_loss(loss: str = "mse") -> Callable[[Readout, jax.Array, jax.Array], jax.Array]:
+    """``loss_fn(params, features, targets) = LOSSES[loss](apply_readout(params, features), targets)``.
+
+    The same function object is returned for the same name, so ``train`` reuses its compiled step.
+    """
+    return _READOUT_LOSSES[check_choice("loss", loss, tuple(LOSSES))]
+
+
+def _readout_loss(compare: Callable, params: Readout, features: jax.Array, targets: jax.Array) -> jax.Array:
+    return compare(apply_readout(params, features), targets)
+
+
+_READOUT_LOSSES = {name: partial(_readout_loss, compare) for name, compare in LOSSES.items()}
+
+
+# ------------------------------------------------------------------------------------------- optimisers
+
+OPTIMIZERS = ("adam", "sgd", "nesterov")
+
+
+def learning_rate_schedule(optimizer: str, learning_rate: float, total_steps: int) -> optax.Schedule:
+    """The learning rate at each update: constant, except for ``"nesterov"``, which decays linearly from
+    ``learning_rate`` at step 0 to 0 at step ``total_steps`` (Hermans, Soriano, Dambre, Bienstman, Fischer,
+    "Photonic delay systems as machine learning implementations", JMLR 16, 2081 (2015))."""
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    learning_rate = check_scalar("learning_rate", learning_rate, POSITIVE)
+    total_steps = check_scalar("total_steps", total_steps, POSITIVE_INT)
+    if optimizer == "nesterov":
+        return optax.linear_schedule(learning_rate, 0.0, total_steps)
+    return optax.constant_schedule(learning_rate)
+
+
+def make_optimizer(optimizer: str | optax.GradientTransformation, learning_rate: float,
+                   total_steps: int) -> optax.GradientTransformation:
+    """``"adam"``, ``"sgd"`` (plain), ``"nesterov"`` (SGD, Nesterov momentum 0.9, linear decay to 0 over
+    ``total_steps``), or an optax transformation returned unchanged (``learning_rate`` is then unused)."""
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be one of {list(OPTIMIZERS)} or an optax.GradientTransformation, "
+                        f"got {optimizer!r}")
+    return _named_optimizer(check_choice("optimizer", optimizer, OPTIMIZERS), learning_rate, total_steps)
+
+
+@functools.lru_cache(maxsize=64)  # one object per configuration: train's compiled step is then reused
+def _named_optimizer(optimizer: str, learning_rate: float, total_steps: int) -> optax.GradientTransformation:
+    schedule = learning_rate_schedule(optimizer, learning_rate, total_steps)
+    if optimizer == "adam":
+        return optax.adam(schedule)
+    if optimizer == "sgd":
+        return optax.sgd(schedule)
+    return optax.sgd(schedule, momentum=0.9, nesterov=True)
+
+
+# --------------------------------------------------------------------------------------- training loop
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """``params``: the best validation epoch's parameters (the last epoch's without validation);
+    ``history``: ``{"train": [...], "validation": [...]}`` one float per epoch run (``validation`` empty
+    without validation data); ``best_epoch``: 0-based index into the history of the returned parameters."""
+
+    params: Any
+    history: dict[str, list[float]]
+    best_epoch: int
+
+
+def train(
+    loss_fn: Callable[..., jax.Array],
+    params: Any,
+    data: Sequence[Any],
+    *,
+    optimizer: str | optax.GradientTransformation = "adam",
+    learning_rate: float = 1e-3,
+    n_epochs: int = 100,
+    batch_size: int = 32,
+    l2: float = 0.0,
+    validation: Sequence[Any] | None = None,
+    validation_fraction: float = 0.0,
+    patience: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainResult:
+    """Minimise ``loss_fn(params, *batch)`` by mini-batch gradient descent with optax.
+
+    Each epoch visits every sample once in the order of a permutation drawn from ``seed``.  When the number of
+    samples ``S`` is not a multiple of ``batch_size``, the last batch is topped up with the first samples of the
+    same permutation, so no sample is dropped and every batch has one shape (the jitted step compiles once);
+    an epoch is ``ceil(S / batch_size)`` steps.
+
+    Args:
+        loss_fn: ``(params, *batch) -> scalar``, a mean over the batch's samples (validation losses are
+            averaged over chunks of ``batch_size`` samples, weighted by their sizes).
+        params: any pytree of float arrays: a ``Readout``, a dict of reservoir input-side fields and a readout...
+        data: a tuple of arrays sharing their leading (sample) axis, e.g. ``(features, targets)``.
+        optimizer: ``"adam"``, ``"sgd"``, ``"nesterov"`` (see ``make_optimizer``) or an optax transformation.
+        learning_rate: > 0 (ignored for a user-given optax transformation).
+        n_epochs: maximum number of passes through ``data``.
+        batch_size: samples per update, 1 ≤ batch_size ≤ S.
+        l2: weight of the penalty ``0.5 · l2 · Σ w²`` added to the training loss, summed over every leaf of
+            ``params`` with two or more dimensions (weight matrices, input masks; not biases or scalar gains).
+            For a linear readout with the ``"mse"`` loss this is ridge regression with
+            ``alpha = 0.5 · l2 · S · O`` (O outputs).  Histories report the loss without the penalty.
+        validation: a tuple like ``data`` to monitor; or ``validation_fraction`` in [0, 1) holds out that
+            fraction of ``data`` (its *last* samples, so a time-ordered split stays time-ordered).
+        patience: stop after this many epochs without a lower validation loss (needs validation data).
+        seed: seeds the batch permutations; same seed and inputs -> identical results.
+        progress: show a tqdm bar over epochs with the current losses.
+
+    Returns:
+        ``TrainResult``; with validation data its ``params`` are those of the epoch with the lowest
+        validation loss.
+
+    Raises:
+        DivergenceError: the training loss (or the validation loss, or a parameter) became NaN or infinite;
+            the message names the epoch and step.
+    """
+    learning_rate = check_scalar("learning_rate", learning_rate, POSITIVE)
+    n_epochs = check_scalar("n_epochs", n_epochs, POSITIVE_INT)
+    batch_size = check_scalar("batch_size", batch_size, POSITIVE_INT)
+    l2 = check_scalar("l2", l2, NON_NEGATIVE)
+    validation_fraction = check_scalar("validation_fraction", validation_fraction, FRACTION)
+    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    if patience is not None:
+        patience = check_scalar("patience", patience, POSITIVE_INT)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a callable (params, *batch) -> scalar, got {loss_fn!r}")
+    if isinstance(optimizer, str):
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+    data = _check_data("data", data)
+    if validation is not None:
+        if validation_fraction:
+            raise ValueError(f"give validation or validation_fraction, not both "
+                             f"(got validation_fraction={validation_fraction})")
+        validation = _check_data("validation", validation)
+        if len(validation) != len(data):
+            raise ValueError(f"validation must hold {len(data)} arrays like data, got {len(validation)}")
+    elif validation_fraction:
+        n_held = max(1, round(validation_fraction * len(data[0])))
+        if n_held >= len(data[0]):
+            raise ValueError(f"validation_fraction={validation_fraction} leaves no training samples "
+                             f"out of {len(data[0])}")
+        validation = tuple(array[-n_held:] for array in data)
+        data = tuple(array[:-n_held] for array in data)
+    if patience is not None and validation is None:
+        raise ValueError(f"patience={patience} needs validation data: give validation or validation_fraction")
+    n_samples = len(data[0])
+    if batch_size > n_samples:
+        raise ValueError(f"batch_size must be at most the {n_samples} training samples, got {batch_size}")
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    transform = make_optimizer(optimizer, learning_rate, n_epochs * steps_per_epoch)
+
+    step = partial(_train_step, loss_fn=loss_fn, transform=transform, l2=l2)
+    evaluate = partial(_evaluate, loss_fn=loss_fn)
+    rng = np.random.default_rng(seed)
+    opt_state = transform.init(params)
+    history: dict[str, list[float]] = {"train": [], "validation": []}
+    best_params, best_epoch, best_loss = params, 0, math.inf
+    bar = tqdm(range(n_epochs), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        order = rng.permutation(n_samples)
+        order = np.concatenate([order, order[: steps_per_epoch * batch_size - n_samples]])
+        losses = []
+        for index, batch_indices in enumerate(order.reshape(steps_per_epoch, batch_size)):
+            params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data))
+            losses.append(float(batch_loss))
+            if not math.isfinite(losses[-1]):
+                raise DivergenceError(
+                    f"training loss became {losses[-1]} at epoch {epoch}, step {index} (update "
+                    f"{epoch * steps_per_epoch + index}); lower learning_rate (={learning_rate}) or check the data"
+                )
+        history["train"].append(float(np.mean(losses)))
+        postfix = {"loss": f"{history['train'][-1]:.4g}"}
+        if validation is None:
+            if not _all_finite(params):
+                raise DivergenceError(f"parameters became NaN or infinite at epoch {epoch}, "
+                                      f"step {steps_per_epoch - 1}; lower learning_rate (={learning_rate})")
+            best_params, best_epoch = params, epoch
+        else:
+            val_loss = _mean_loss(evaluate, params, validation, batch_size)
+            history["validation"].append(val_loss)
+            postfix["val"] = f"{val_loss:.4g}"
+            if not math.isfinite(val_loss):
+                raise DivergenceError(f"validation loss became {val_loss} after epoch {epoch}, "
+                                      f"step {steps_per_epoch - 1}; lower learning_rate (={learning_rate})")
+            if val_loss < best_loss:
+                best_params, best_epoch, best_loss = params, epoch, val_loss
+            elif patience is not None and epoch - best_epoch >= patience:
+                bar.set_postfix(postfix)
+                break
+        bar.set_postfix(postfix)
+    bar.close()
+    return TrainResult(best_params, history, best_epoch)
+
+
+@partial(jax.jit, static_argnames=("loss_fn", "transform", "l2"))
+def _train_step(params: Any, opt_state: Any, batch: tuple[jax.Array, ...], *, loss_fn: Callable,
+                transform: optax.GradientTransformation, l2: float) -> tuple[Any, Any, jax.Array]:
+    """One optax update; compiled once per (loss_fn, transform, l2) and batch shape, reused across runs."""
+
+    def objective(p):
+        data_loss = loss_fn(p, *batch)
+        if not l2:
+            return data_loss, data_loss
+        penalty = sum(jnp.sum(w**2) for w in jax.tree_util.tree_leaves(p) if jnp.ndim(w) >= 2)
+        return data_loss + 0.5 * l2 * penalty, data_loss
+
+    (_, data_loss), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    updates, opt_state = transform.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, data_loss
+
+
+@partial(jax.jit, static_argnames=("loss_fn",))
+def _evaluate(params: Any, batch: tuple[jax.Array, ...], *, loss_fn: Callable) -> jax.Array:
+    return loss_fn(params, *batch)
+
+
+def fit_readout(
+    features: Any,
+    targets: Any,
+    *,
+    loss: str = "mse",
+    hidden_sizes: Sequence[int] = (),
+    activation: str = "tanh",
+    seed: int = 0,
+    dtype: Any = jnp.float32,
+    validation: tuple[Any, Any] | None = None,
+    **train_options: Any,
+) -> TrainResult:
+    """Build a readout (linear, or an MLP with ``hidden_sizes``) and train it with ``train``.
+
+    Args:
+        features: (S, F) or (..., F) — every index before the last axis is a sample.
+        targets: for ``"mse"``, (..., O) or (...,) (one output); for ``"softmax_cross_entropy"``, integer
+            class labels (...,) in [0, C), with C = largest label + 1 outputs.
+        loss: ``"mse"`` or ``"softmax_cross_entropy"``.
+        hidden_sizes, activation: the MLP's hidden layers (empty: a linear readout).
+        seed: seeds the initial weights and the batch order.
+        dtype: float32 (default) or float64 parameters.
+        validation: ``(features, targets)`` shaped like the training ones, for early stopping.
+        train_options: passed to ``train`` (optimizer, learning_rate, n_epochs, batch_size, l2, patience,
+            validation_fraction, progress).
+
+    Returns:
+        ``TrainResult`` whose ``params`` is a ``Readout``; predict with ``apply_readout``.
+    """
+    check_choice("loss", loss, tuple(LOSSES))
+    features, targets = _readout_data(features, targets, loss)
+    n_outputs = int(targets.max()) + 1 if loss == "softmax_cross_entropy" else targets.shape[-1]
+    if validation is not None:
+        if not isinstance(validation, tuple | list) or len(validation) != 2:
+            raise ValueError(f"validation must be a (features, targets) pair, got {type(validation).__name__}")
+        validation = _readout_data(*validation, loss, "validation ")
+    params = mlp_readout(features.shape[-1], hidden_sizes, n_outputs, seed=seed, activation=activation,
+                         dtype=dtype)
+    return train(readout_loss(loss), params, (features, targets), validation=validation, seed=seed,
+                 **train_options)
+
+
+def _readout_data(features: Any, targets: Any, loss: str, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    features = check_array(f"{prefix}features", features, (2, 3, 4))
+    samples = features.shape[:-1]
+    if loss == "softmax_cross_entropy":
+        targets = check_array(f"{prefix}targets", targets, features.ndim - 1)
+        if not np.issubdtype(targets.dtype, np.integer):
+            raise TypeError(f"{prefix}targets must be integer class labels for loss={loss!r}, "
+                            f"got dtype {targets.dtype}")
+        if targets.size and targets.min() < 0:
+            raise ValueError(f"{prefix}targets must be non-negative class labels, got {targets.min()}")
+        targets = targets.astype(np.int32)
+    else:
+        targets = check_array(f"{prefix}targets", targets, (features.ndim - 1, features.ndim))
+        if targets.ndim == features.ndim - 1:
+            targets = targets[..., None]
+    if targets.shape[: len(samples)] != samples:
+        raise ValueError(f"{prefix}features and {prefix}targets must share their sample axes, "
+                         f"got shapes {features.shape} and {targets.shape}")
+    return features, targets
+
+
+def _check_data(name: str, data: Any) -> tuple[np.ndarray, ...]:
+    """A non-empty tuple of finite numeric arrays with one shared leading length, as NumPy (host) arrays."""
+    if not isinstance(data, tuple | list) or not data:
+        raise TypeError(f"{name} must be a non-empty tuple of arrays, got {type(data).__name__}")
+    arrays = tuple(check_array(f"{name}[{i}]", array, tuple(range(1, 33))) for i, array in enumerate(data))
+    lengths = [len(array) for array in arrays]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"{name} arrays must share their leading (sample) length, got lengths {lengths}")
+    if lengths[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got 0")
+    return arrays
+
+
+def _mean_loss(evaluate: Callable, params: Any, data: tuple[np.ndarray, ...], batch_size: int) -> float:
+    n_samples = len(data[0])
+    total = sum(float(evaluate(params, tuple(a[start:start + batch_size] for a in data)))
+                * min(batch_size, n_samples - start) for start in range(0, n_samples, batch_size))
+    return total / n_samples
+
+
+@jax.jit
+def _all_finite(params: Any) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)]))
