@@ -1,17 +1,54 @@
-"""Readouts trained on reservoir states: ridge regression (one-shot, streamed, cross-validated)."""
+"""Readouts trained on reservoir states: ridge regression (one-shot, streamed, cross-validated), gradient-trained
+linear/MLP readouts with one generic optax loop, and online LMS/RLS."""
 
 from readout.features import one_hot, pool_states, predict_labels, with_inputs
+from readout.gradient import (
+    LOSSES,
+    OPTIMIZERS,
+    Dense,
+    Readout,
+    TrainResult,
+    apply_readout,
+    fit_readout,
+    learning_rate_schedule,
+    linear_readout,
+    make_optimizer,
+    mlp_readout,
+    readout_loss,
+    train,
+)
+from readout.online import RLSState, lms_fit, lms_step, predict_online, rls_fit, rls_init, rls_step
 from readout.ridge import Ridge, RidgeCV, RidgeStatistics, StreamingRidge, ridge_statistics, solve_ridge
 
 __all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "Dense",
+    "RLSState",
+    "Readout",
     "Ridge",
     "RidgeCV",
     "RidgeStatistics",
     "StreamingRidge",
+    "TrainResult",
+    "apply_readout",
+    "fit_readout",
+    "learning_rate_schedule",
+    "linear_readout",
+    "lms_fit",
+    "lms_step",
+    "make_optimizer",
+    "mlp_readout",
     "one_hot",
     "pool_states",
     "predict_labels",
+    "predict_online",
+    "readout_loss",
     "ridge_statistics",
+    "rls_fit",
+    "rls_init",
+    "rls_step",
     "solve_ridge",
+    "train",
     "with_inputs",
 ]

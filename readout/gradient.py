@@ -94,11 +94,12 @@ def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *,
                 activation: str = "tanh", dtype: Any = jnp.float32) -> Readout:
     """A multilayer perceptron readout, F -> hidden_sizes[0] -> ... -> O, ``activation`` between layers.
 
-    Weights are drawn N(0, 1/fan_in) (LeCun normal) from ``jax.random.PRNGKey(seed)``, biases start at 0.
+    Weights are drawn N(0, 1/fan_in) (LeCun normal) from ``jax.random.PRNGKey(seed)`` (one draw, filling
+    the layers in order), biases start at 0.
     """
     n_features = check_scalar("n_features", n_features, POSITIVE_INT)
     n_outputs = check_scalar("n_outputs", n_outputs, POSITIVE_INT)
-    if isinstance(hidden_sizes, int | str) or not isinstance(hidden_sizes, Sequence):
+    if isinstance(hidden_sizes, int | str) or not isinstance(hidden_sizes, Sequence | np.ndarray):
         raise TypeError(f"hidden_sizes must be a sequence of positive integers, got {hidden_sizes!r}")
     hidden_sizes = [check_scalar(f"hidden_sizes[{i}]", h, POSITIVE_INT) for i, h in enumerate(hidden_sizes)]
     seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
@@ -107,12 +108,17 @@ def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *,
     return Readout(_init_layers(seed, (n_features, *hidden_sizes, n_outputs), dtype), activation)
 
 
-@partial(jax.jit, static_argnums=(1, 2))
 def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[Dense, ...]:
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(sizes) - 1)
+    # One draw for all layers, its length rounded up to a power of two: the random generator then compiles
+    # once per size class instead of once per layer shape (threefry takes ~1 s to compile on CPU).
+    shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+    total = sum(fan_in * fan_out for fan_in, fan_out in shapes)
+    draws = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (1 << (total - 1).bit_length(),), dtype))
+    offsets = np.cumsum([0] + [fan_in * fan_out for fan_in, fan_out in shapes])
     return tuple(
-        Dense(jax.random.normal(key, (fan_in, fan_out), dtype) / math.sqrt(fan_in), jnp.zeros(fan_out, dtype))
-        for key, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        Dense(jnp.asarray(draws[start:start + fan_in * fan_out].reshape(fan_in, fan_out) / math.sqrt(fan_in),
+                          dtype), jnp.zeros(fan_out, dtype))
+        for start, (fan_in, fan_out) in zip(offsets, shapes, strict=False)
     )
 
 
@@ -306,7 +312,7 @@ def train(
     transform = make_optimizer(optimizer, learning_rate, n_epochs * steps_per_epoch)
 
     step = partial(_train_step, loss_fn=loss_fn, transform=transform, l2=l2)
-    evaluate = partial(_evaluate, loss_fn=loss_fn)
+    evaluate = partial(_evaluate, loss_fn=loss_fn)  # static arguments: one compilation, kept across runs
     rng = np.random.default_rng(seed)
     opt_state = transform.init(params)
     history: dict[str, list[float]] = {"train": [], "validation": []}
@@ -340,10 +346,9 @@ def train(
                                       f"step {steps_per_epoch - 1}; lower learning_rate (={learning_rate})")
             if val_loss < best_loss:
                 best_params, best_epoch, best_loss = params, epoch, val_loss
-            elif patience is not None and epoch - best_epoch >= patience:
-                bar.set_postfix(postfix)
-                break
         bar.set_postfix(postfix)
+        if patience is not None and epoch - best_epoch >= patience:
+            break
     bar.close()
     return TrainResult(best_params, history, best_epoch)
 
@@ -453,6 +458,5 @@ def _mean_loss(evaluate: Callable, params: Any, data: tuple[np.ndarray, ...], ba
     return total / n_samples
 
 
-@jax.jit
-def _all_finite(params: Any) -> jax.Array:
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(params)]))
+def _all_finite(params: Any) -> bool:
+    return all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(params))

@@ -56,9 +56,9 @@ def test_gradient_matches_central_differences(hidden, loss):
     X = rng.normal(size=(7, 4))
     targets = rng.integers(0, 3, 7) if loss == "softmax_cross_entropy" else rng.normal(size=(7, 3))
     params = mlp_readout(4, hidden, 3, seed=2, dtype=F64)
-    params = jax.tree_util.tree_map(lambda w: w + 0.1, params)  # non-zero biases too
+    params = jax.tree_util.tree_map(lambda w: np.asarray(w) + 0.1, params)  # non-zero biases too
     f = lambda p: readout_loss(loss)(p, X, targets)
-    grad = ravel_pytree(jax.grad(f)(params))[0]
+    grad = ravel_pytree(jax.jit(jax.grad(f))(params))[0]
     numeric = central_differences(f, params)
     assert np.linalg.norm(grad - numeric) <= 1e-6 * np.linalg.norm(grad)
 
@@ -116,7 +116,7 @@ def test_early_stopping_keeps_the_best_validation_epoch():
     X, Y = rng.normal(size=(40, 30)), rng.normal(size=(40, 1))  # pure noise: the fit can only overfit
     X_val, Y_val = rng.normal(size=(50, 30)), rng.normal(size=(50, 1))
     result = fit_readout(X, Y, validation=(X_val, Y_val), learning_rate=0.02, n_epochs=200, patience=10,
-                         batch_size=8, dtype=F64, progress=False)
+                         batch_size=10, dtype=F64, progress=False)
     val = result.history["validation"]
     assert result.best_epoch == int(np.argmin(val))
     assert len(val) == len(result.history["train"]) == result.best_epoch + 11 < 200  # stopped by patience
