@@ -8,4 +8,5 @@
 EXPERIMENTS = {
     "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",
+    "embodied_learning": "experiments.embodied_learning",
 }
