@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.results import prepare_directory, read_rows, write_config, write_rows
+from experiments.results import prepare_directory, pyplot, read_rows, save_figure, write_config, write_rows
 
 DESCRIPTION = "backprop by hand (2-3-1 network) vs jax.grad, SGD training, and the cost of exhaustive search"
 COLUMNS = ("task", "method", "metric", "value")
@@ -182,11 +182,7 @@ def summary(rows) -> str:
 
 
 def plot(directory: Path | str) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -206,7 +202,4 @@ def plot(directory: Path | str) -> list[Path]:
         right.text(1, seconds * 1.5, text, fontsize=7, color="gray")
     right.set(xlabel="number of weights P", ylabel="seconds at 10⁹ evaluations/s", title="Why not search?")
     right.legend(fontsize=8, loc="lower right")
-    for suffix in ("png", "pdf"):
-        fig.savefig(directory / f"backprop_primer.{suffix}", dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    return [directory / "backprop_primer.png"]
+    return [save_figure(fig, directory, "backprop_primer")]

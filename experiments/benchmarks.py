@@ -20,7 +20,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from experiments import metrics, tasks
-from experiments.results import atomic_write_text, prepare_directory, read_rows, write_config, write_rows
+from experiments.results import (
+    atomic_write_text,
+    prepare_directory,
+    pyplot,
+    read_rows,
+    save_figure,
+    write_config,
+    write_rows,
+)
 from experiments.search import grid_search, ridge_validation_score
 from readout import Ridge, with_inputs
 from reservoir import delay_reservoir, esn, generate, run, simple_cycle_reservoir
@@ -256,20 +264,13 @@ def summary_table(rows: list[dict]) -> str:
 
 def plot(directory: Path | str) -> list[Path]:
     """Redraw every figure from results.csv (and santa_fe_trace.csv) without recomputing."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
     figures = []
 
     def save(fig, name):
-        for suffix in ("png", "pdf"):
-            fig.savefig(directory / f"{name}.{suffix}", dpi=150, bbox_inches="tight")
-        plt.close(fig)
-        figures.append(directory / f"{name}.png")
+        figures.append(save_figure(fig, directory, name))
 
     def mean_std(selection):
         keys = sorted({k for k, _ in selection})

@@ -105,3 +105,21 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (imported lazily: runs that never plot don't pay for it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, directory: Path, name: str) -> Path:
+    """Save ``name.png`` and ``name.pdf`` in ``directory``, close the figure, return the PNG's path."""
+    for suffix in ("png", "pdf"):
+        fig.savefig(directory / f"{name}.{suffix}", dpi=150, bbox_inches="tight")
+    pyplot().close(fig)
+    return directory / f"{name}.png"
