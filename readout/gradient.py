@@ -36,6 +36,7 @@ import optax
 from tqdm.auto import tqdm
 
 from reservoir.core import DivergenceError, as_dtype
+from reservoir.esn import ACTIVATIONS
 from reservoir.validation import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -47,12 +48,6 @@ from reservoir.validation import (
     check_scalar,
 )
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "identity": lambda pre: pre,
-}
 FRACTION = Interval(0, 1, "left")  # [0, 1)
 
 

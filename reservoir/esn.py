@@ -33,7 +33,13 @@ from reservoir.validation import (
     check_scalar,
 )
 
-ACTIVATIONS = {"tanh": jnp.tanh, "identity": lambda pre: pre}
+# Unit nonlinearities by name, shared by reservoirs and readouts.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "identity": lambda pre: pre,
+}
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["W", "W_in", "bias", "leak_rate", "W_fb"],

@@ -105,7 +105,7 @@ def test_divergence_names_the_time_step():
     ({"spectral_radius": 0.0}, "spectral_radius"), ({"spectral_radius": -1}, "spectral_radius"),
     ({"density": 0.0}, "density"), ({"density": 1.5}, "density"), ({"leak_rate": 0.0}, "leak_rate"),
     ({"leak_rate": 1.2}, "leak_rate"), ({"input_scaling": float("nan")}, "input_scaling"),
-    ({"activation": "relu"}, "activation"),
+    ({"activation": "softplus"}, "activation"),
 ])
 def test_bad_hyperparameters_are_named(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -1,0 +1,477 @@
+"""Speed, side by side with ReservoirPy 0.4.2 and against this machine's own limits (issue #6).
+
+Every number is measured in one run, on the same machine, at the same time: medians of ``REPEATS`` timed
+calls after a warm-up call, JIT compile time reported separately (first call minus the warm median).
+"First call" numbers come from a fresh ``python`` subprocess (imports and JAX backend start-up excluded, the
+latter reported on its own row); peak memory comes from a fresh subprocess's ``ru_maxrss``.
+
+Cases (full sizes; ``--quick`` shrinks every one of them, so its numbers are *not* the targets' sizes):
+
+a. ESN fit + run, N = 500, one Mackey–Glass sequence of 20,000 steps (fit on 15,000, predict 5,000):
+   ours vs ReservoirPy NumPy backend (``reservoirpy.ESN``) vs its JAX backend (``reservoirpy.jax.ESN``),
+   with each one's test NRMSE so that nobody wins by computing something else.
+b. The same for 64 sequences × 2,000 steps (fit on 48, predict 16): ReservoirPy NumPy with default settings
+   and with ``workers=2`` (``fit(..., workers=2)``, ``run(..., workers=2)``, joblib).
+c. Batched state generation N = 1000, B = 32, float32, as a fraction of the float32 GEMM throughput
+   (numpy ``@`` on 2048 × 2048) measured in the same run.
+d. Delay reservoirs (sine, sin² low-pass), N = 400, 20,000 samples: input samples/s vs a dense ESN N = 400.
+e. One BPTT gradient (mask + readout) on the sine delay reservoir N = 400, T = 2,000, B = 32 relative to
+   one forward ``run``; peak memory of one gradient over T = 10,000 with ``checkpoint_every=100``.
+f. ``StreamingRidge.update`` chunk by chunk over 10⁶ time steps × N = 1000: peak memory and time relative
+   to generating the states.
+
+Results: ``DIR/speed/results.csv`` (one row per case × implementation × metric, with the target where there
+is one), ``config.json`` and ``speed.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from experiments.results import prepare_directory, pyplot, read_rows, save_figure, write_config, write_rows
+
+DESCRIPTION = "speed vs ReservoirPy 0.4.2 (NumPy/JAX backends) and vs this machine's GEMM throughput"
+COLUMNS = ("case", "implementation", "metric", "value", "target", "kind")
+ROOT = Path(__file__).resolve().parents[1]
+
+# Shared ESN hyperparameters of cases a and b (ours and ReservoirPy's).
+LEAK, RADIUS, CONNECTIVITY, RIDGE, WARMUP = 0.3, 0.9, 0.1, 1e-6, 100
+
+SIZES = {
+    False: dict(repeats=5, fresh_repeats=5,
+                a=dict(n_units=500, n_steps=20_000, n_train=15_000),
+                b=dict(n_units=500, n_sequences=64, n_steps=2_000, n_train=48),
+                c=dict(n_units=1000, batch=32, n_steps=1000, gemm=2048),
+                d=dict(n_units=400, n_steps=20_000),
+                e=dict(n_units=400, n_steps=2_000, batch=32, memory_steps=10_000, checkpoint_every=100),
+                f=dict(n_units=1000, total_steps=1_000_000, batch=32, chunk_steps=625)),
+    True: dict(repeats=3, fresh_repeats=1,
+               a=dict(n_units=100, n_steps=2_000, n_train=1_500),
+               b=dict(n_units=100, n_sequences=8, n_steps=300, n_train=6),
+               c=dict(n_units=256, batch=8, n_steps=200, gemm=512),
+               d=dict(n_units=100, n_steps=2_000),
+               e=dict(n_units=50, n_steps=200, batch=4, memory_steps=1_000, checkpoint_every=100),
+               f=dict(n_units=200, total_steps=20_000, batch=8, chunk_steps=250)),
+}
+
+# (case, implementation, metric, kind, target): kind "min" means value >= target, "max" value <= target.
+TARGETS = [
+    ("a_esn_one_sequence", "ours_first_call", "speedup_vs_reservoirpy_numpy", "min", 3.0),
+    ("a_esn_one_sequence", "ours_first_call", "speedup_vs_reservoirpy_jax", "min", 3.0),
+    ("b_esn_64_sequences", "ours_first_call", "speedup_vs_reservoirpy_numpy", "min", 10.0),
+    ("b_esn_64_sequences", "ours_first_call", "speedup_vs_reservoirpy_numpy_workers2", "min", 5.0),
+    ("c_batched_states", "ours", "fraction_of_gemm", "min", 0.7),
+    ("d_delay", "sin2_lowpass", "samples_per_second_vs_esn", "min", 1.0),
+    ("d_delay", "sine", "samples_per_second_vs_esn", "min", 5.0),
+    ("e_bptt", "ours", "gradient_over_forward", "max", 4.0),
+    ("e_bptt_memory", "ours", "peak_gib", "max", 2.0),
+    ("f_streaming_ridge", "ours", "peak_gib", "max", 1.5),
+    ("f_streaming_ridge", "ours", "update_over_generate", "max", 1.5),
+]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Timing helpers
+# ----------------------------------------------------------------------------------------------------------
+
+def block(value: Any) -> Any:
+    """Wait for JAX's asynchronous dispatch (numpy values pass through)."""
+    import jax
+
+    return jax.block_until_ready(value)
+
+
+def seconds(fn: Callable[[], Any]) -> float:
+    """Wall time of one call, waiting for its (JAX) result."""
+    start = time.perf_counter()
+    block(fn())
+    return time.perf_counter() - start
+
+
+def timings(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | None = None) -> dict[str, float]:
+    """``first_seconds`` of the warm-up call (``warmup`` or ``fn`` itself) and the median of ``repeats`` more."""
+    first = seconds(warmup or fn)
+    times = [seconds(fn) for _ in range(repeats)]
+    return {"first_seconds": first, "seconds_median": float(np.median(times)),
+            "seconds_min": float(np.min(times)), "seconds_max": float(np.max(times))}
+
+
+def rows_of(case: str, implementation: str, values: dict[str, float]) -> list[dict]:
+    return [dict(case=case, implementation=implementation, metric=m, value=float(v)) for m, v in values.items()]
+
+
+def in_subprocess(function: str, **kwargs: Any) -> dict[str, float]:
+    """Run ``experiments.speed.<function>(**kwargs)`` in a fresh interpreter; it prints its result (JSON) last."""
+    call = f"s.{function}(**json.loads({json.dumps(kwargs)!r}))"
+    code = f"import json, experiments.speed as s; print(json.dumps({call}))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"subprocess {function} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def peak_gib() -> float:
+    """This process's peak resident memory in GiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def start_jax_backend() -> float:
+    """Seconds to start JAX's CPU backend (the first array op): a per-process cost like an import."""
+    import jax.numpy as jnp
+
+    return seconds(lambda: jnp.zeros(1) + 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a, b: ESN fit + run, ours and ReservoirPy's
+# ----------------------------------------------------------------------------------------------------------
+
+def mackey_glass_data(n_steps: int, n_sequences: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """z-scored Mackey–Glass one-step prediction: (T, 1) inputs/targets, or (B, T, 1) when ``n_sequences``."""
+    from experiments.tasks import mackey_glass
+
+    x = mackey_glass(max(n_sequences, 1) * n_steps + 1, seed=0)
+    x = (x - x.mean()) / x.std()
+    u, y = x[:-1], x[1:]
+    if n_sequences:
+        u, y = u.reshape(n_sequences, n_steps, 1), y.reshape(n_sequences, n_steps, 1)
+    return u, y
+
+
+def ours_fit_predict(u: np.ndarray, y: np.ndarray, n_train: int, n_units: int) -> np.ndarray:
+    """Build our ESN, run it, fit the ridge readout after the warm-up, predict the test part.
+
+    One sequence (T, 1): train on the first ``n_train`` steps, test on the rest (states continue).
+    A batch (B, T, 1): train on the first ``n_train`` sequences, test on the others.
+    """
+    from readout import Ridge
+    from reservoir import esn, run
+
+    params = esn(n_units, seed=0, spectral_radius=RADIUS, density=CONNECTIVITY, leak_rate=LEAK)
+    states = np.asarray(run(params, u))
+    readout = Ridge(RIDGE).fit(states[:n_train], y[:n_train], washout=WARMUP)
+    return readout.predict(states[n_train:])
+
+
+def reservoirpy_fit_predict(backend: str, u: np.ndarray, y: np.ndarray, n_train: int, n_units: int,
+                            workers: int = 1) -> np.ndarray:
+    """ReservoirPy's ``ESN`` with the same hyperparameters (its other settings at their defaults)."""
+    if backend == "jax":
+        from reservoirpy.jax import ESN
+    else:
+        from reservoirpy import ESN
+    model = ESN(units=n_units, lr=LEAK, sr=RADIUS, rc_connectivity=CONNECTIVITY, ridge=RIDGE, seed=0)
+    model.fit(u[:n_train], y[:n_train], warmup=WARMUP, workers=workers)
+    return np.asarray(model.run(u[n_train:], workers=workers))
+
+
+def short_problem(u: np.ndarray, y: np.ndarray, n_sequences: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A small slice of the same problem (inputs, targets, n_train) for warm-up calls."""
+    if n_sequences:
+        return u[:2], y[:2], 1
+    length = max(4 * WARMUP, len(u) // 10)
+    return u[:length], y[:length], 3 * length // 4
+
+
+def held_out_nrmse(y: np.ndarray, prediction: np.ndarray, n_train: int) -> float:
+    """NRMSE on the test part; for a batch, each test sequence's first ``WARMUP`` steps are left out."""
+    from experiments.metrics import nrmse
+
+    target = y[n_train:]
+    if target.ndim == 3:
+        target, prediction = target[:, WARMUP:], np.asarray(prediction)[:, WARMUP:]
+    return nrmse(target.reshape(-1, 1), np.asarray(prediction, np.float64).reshape(-1, 1))
+
+
+def fresh_esn_first_call(n_units: int, n_steps: int, n_train: int, n_sequences: int = 0) -> dict[str, float]:
+    """(Run in a fresh process.) Our first fit + predict, compile included, imports and data excluded."""
+    import readout  # noqa: F401  (imports are excluded from the timing)
+    import reservoir  # noqa: F401
+
+    u, y = mackey_glass_data(n_steps, n_sequences)
+    backend = start_jax_backend()
+    start = time.perf_counter()
+    prediction = ours_fit_predict(u, y, n_train, n_units)
+    first = time.perf_counter() - start
+    return {"first_call_seconds": first, "jax_backend_start_seconds": backend,
+            "nrmse": held_out_nrmse(y, prediction, n_train)}
+
+
+def esn_case(case: str, sizes: dict, repeats: int, fresh_repeats: int, peers: list[tuple[str, str, int]],
+             n_sequences: int = 0) -> list[dict]:
+    """Ours (fresh-process first call and warm) vs each ReservoirPy configuration ``(name, backend, workers)``."""
+    n_units, n_steps, n_train = sizes["n_units"], sizes["n_steps"], sizes["n_train"]
+    u, y = mackey_glass_data(n_steps, n_sequences)
+    rows = []
+    fresh = [in_subprocess("fresh_esn_first_call", n_units=n_units, n_steps=n_steps, n_train=n_train,
+                           n_sequences=n_sequences)
+             for _ in tqdm(range(fresh_repeats), desc=f"{case}: ours, fresh processes", leave=False)]
+    first_call = float(np.median([f["first_call_seconds"] for f in fresh]))
+    rows += rows_of(case, "ours_first_call", {
+        "seconds_median": first_call,
+        "jax_backend_start_seconds": float(np.median([f["jax_backend_start_seconds"] for f in fresh])),
+        "nrmse": fresh[0]["nrmse"], "repeats": fresh_repeats})
+    ours = lambda: ours_fit_predict(u, y, n_train, n_units)
+    warm = timings(ours, repeats)
+    rows += rows_of(case, "ours_warm", {**warm, "compile_seconds": warm["first_seconds"] - warm["seconds_median"],
+                                        "nrmse": held_out_nrmse(y, ours(), n_train), "repeats": repeats})
+    # Warm-up on a short problem: ReservoirPy NumPy compiles nothing, and its JAX nodes recompile for every new
+    # model anyway, so a full-size warm-up would only cost time.
+    u_short, y_short, n_train_short = short_problem(u, y, n_sequences)
+    for name, backend, workers in tqdm(peers, desc=f"{case}: ReservoirPy", leave=False):
+        fit_run = lambda backend=backend, workers=workers: reservoirpy_fit_predict(backend, u, y, n_train, n_units,
+                                                                                   workers)
+        warmup = lambda backend=backend, workers=workers: reservoirpy_fit_predict(
+            backend, u_short, y_short, n_train_short, n_units, workers)
+        peer = timings(fit_run, repeats, warmup)
+        del peer["first_seconds"]  # a short warm-up: not comparable
+        rows += rows_of(case, name, {**peer, "nrmse": held_out_nrmse(y, fit_run(), n_train), "repeats": repeats})
+        rows += rows_of(case, "ours_first_call", {f"speedup_vs_{name}": peer["seconds_median"] / first_call})
+        rows += rows_of(case, "ours_warm", {f"speedup_vs_{name}": peer["seconds_median"] / warm["seconds_median"]})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# c: batched state generation vs GEMM
+# ----------------------------------------------------------------------------------------------------------
+
+def gemm_flops_per_second(size: int, repeats: int) -> float:
+    """float32 ``a @ b`` on two size × size matrices (numpy, whatever BLAS it links), median over repeats."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    return 2.0 * size**3 / timings(lambda: a @ b, repeats)["seconds_median"]
+
+
+def batched_states_case(sizes: dict, repeats: int) -> list[dict]:
+    from reservoir import esn, run
+
+    n, batch, n_steps = sizes["n_units"], sizes["batch"], sizes["n_steps"]
+    params = esn(n, seed=0, spectral_radius=RADIUS, leak_rate=LEAK, dtype="float32")
+    u = np.random.default_rng(0).uniform(-1, 1, (batch, n_steps, 1)).astype(np.float32)
+    gemm_before = gemm_flops_per_second(sizes["gemm"], repeats)
+    states = timings(lambda: run(params, u, check_finite=False), repeats)
+    gemm_after = gemm_flops_per_second(sizes["gemm"], repeats)
+    gemm = max(gemm_before, gemm_after)  # the machine's best this run: the stricter reference
+    flops = n_steps * batch * (2.0 * n * n + 2.0 * n * params.n_inputs)
+    achieved = flops / states["seconds_median"]
+    return (rows_of("c_batched_states", "numpy_gemm_float32", {"gflops": gemm / 1e9,
+                                                               "gflops_before": gemm_before / 1e9,
+                                                               "gflops_after": gemm_after / 1e9})
+            + rows_of("c_batched_states", "ours", {
+                **states, "compile_seconds": states["first_seconds"] - states["seconds_median"],
+                "gflops": achieved / 1e9, "fraction_of_gemm": achieved / gemm,
+                "samples_per_second": batch * n_steps / states["seconds_median"]}))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# d: delay reservoirs vs a dense ESN
+# ----------------------------------------------------------------------------------------------------------
+
+def delay_case(sizes: dict, repeats: int) -> list[dict]:
+    from reservoir import delay_reservoir, esn, run
+
+    n, n_steps = sizes["n_units"], sizes["n_steps"]
+    u = np.random.default_rng(0).uniform(-1, 1, (n_steps, 1)).astype(np.float32)
+    models = {"esn_dense": esn(n, seed=0, density=1.0, spectral_radius=RADIUS, leak_rate=LEAK),
+              "sine": delay_reservoir(n, model="sine", seed=0),
+              "sin2_lowpass": delay_reservoir(n, model="sin2_lowpass", seed=0)}
+    rate, rows = {}, []
+    for name, params in tqdm(models.items(), desc="d: delay reservoirs", leave=False):
+        t = timings(lambda params=params: run(params, u, check_finite=False), repeats)
+        rate[name] = n_steps / t["seconds_median"]
+        rows += rows_of("d_delay", name, {**t, "compile_seconds": t["first_seconds"] - t["seconds_median"],
+                                          "samples_per_second": rate[name]})
+    for name in ("sine", "sin2_lowpass"):
+        rows += rows_of("d_delay", name, {"samples_per_second_vs_esn": rate[name] / rate["esn_dense"]})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# e: BPTT gradient vs forward; its peak memory
+# ----------------------------------------------------------------------------------------------------------
+
+def bptt_problem(n_units: int, n_steps: int, batch: int, checkpoint_every: int | None = None):
+    """(gradient function, trainable, readout, inputs, targets, params) for the sine delay reservoir."""
+    import jax
+    import jax.numpy as jnp
+
+    from reservoir import delay_reservoir
+    from reservoir.trainable import bptt_loss, split_trainable
+
+    params = delay_reservoir(n_units, model="sine", seed=0)
+    trainable, combine = split_trainable(params, "mask")
+    rng = np.random.default_rng(0)
+    readout = {"W": jnp.asarray(rng.standard_normal((n_units, 1)) * 0.1, jnp.float32),
+               "b": jnp.zeros(1, jnp.float32)}
+    u = rng.uniform(-1, 1, (batch, n_steps, 1)).astype(np.float32)
+    y = np.roll(u, 1, axis=1)
+
+    def loss(trainable, readout, u, y):
+        return bptt_loss(trainable, combine, lambda p, s: s @ p["W"] + p["b"], readout, u, y,
+                         washout=min(WARMUP, n_steps // 2), checkpoint_every=checkpoint_every)
+
+    return jax.jit(jax.grad(loss, argnums=(0, 1))), trainable, readout, u, y, params
+
+
+def bptt_case(sizes: dict, repeats: int) -> list[dict]:
+    from reservoir import run
+
+    grad, trainable, readout, u, y, params = bptt_problem(sizes["n_units"], sizes["n_steps"], sizes["batch"])
+    forward = timings(lambda: run(params, u, check_finite=False), repeats)
+    gradient = timings(lambda: grad(trainable, readout, u, y), repeats)
+    compile_ = lambda t: t["first_seconds"] - t["seconds_median"]
+    rows = rows_of("e_bptt", "forward_run", {**forward, "compile_seconds": compile_(forward)})
+    rows += rows_of("e_bptt", "ours", {**gradient, "compile_seconds": compile_(gradient),
+                                       "gradient_over_forward": gradient["seconds_median"]
+                                       / forward["seconds_median"]})
+    memory = in_subprocess("fresh_bptt_memory", n_units=sizes["n_units"], n_steps=sizes["memory_steps"],
+                           batch=sizes["batch"], checkpoint_every=sizes["checkpoint_every"])
+    return rows + rows_of("e_bptt_memory", "ours", memory)
+
+
+def fresh_bptt_memory(n_units: int, n_steps: int, batch: int, checkpoint_every: int) -> dict[str, float]:
+    """(Run in a fresh process.) Peak memory of one checkpointed BPTT gradient, compile included."""
+    baseline = peak_gib()
+    grad, trainable, readout, u, y, _ = bptt_problem(n_units, n_steps, batch, checkpoint_every)
+    took = seconds(lambda: grad(trainable, readout, u, y))
+    return {"peak_gib": peak_gib(), "baseline_peak_gib": baseline, "first_call_seconds": took,
+            "checkpoint_every": checkpoint_every, "n_steps": n_steps}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# f: streamed ridge
+# ----------------------------------------------------------------------------------------------------------
+
+def fresh_streaming_ridge(n_units: int, total_steps: int, batch: int, chunk_steps: int,
+                          progress: bool = False) -> dict[str, float]:
+    """(Run in a fresh process.) Generate ``total_steps`` states (B sequences in chunks, state carried over)
+    and stream them into ``StreamingRidge``; time both parts separately; peak memory."""
+    from readout import StreamingRidge
+    from reservoir import esn, run
+
+    params = esn(n_units, seed=0, spectral_radius=RADIUS, leak_rate=LEAK)
+    n_chunks = total_steps // (batch * chunk_steps)
+    rng = np.random.default_rng(0)
+    u = rng.uniform(-1, 1, (batch, n_chunks * chunk_steps + 1, 1)).astype(np.float32)
+    block(run(params, u[:, :chunk_steps], check_finite=False))  # compile outside the timing
+    accumulator, state, generate, update = StreamingRidge(RIDGE), None, 0.0, 0.0
+    for k in tqdm(range(n_chunks), desc="f: streamed ridge", disable=not progress, leave=False):
+        window = slice(1 + k * chunk_steps, 1 + (k + 1) * chunk_steps)
+        start = time.perf_counter()
+        states = block(run(params, u[:, window], state, check_finite=False))
+        middle = time.perf_counter()
+        accumulator.update(np.asarray(states), u[:, window.start - 1:window.stop - 1])  # recall u(t − 1)
+        update += time.perf_counter() - middle
+        generate += middle - start
+        state = states[:, -1]
+    nmse = accumulator.to_ridge().score(np.asarray(states), u[:, window.start - 1:window.stop - 1])
+    return {"peak_gib": peak_gib(), "generate_seconds": generate, "update_seconds": update,
+            "update_over_generate": update / generate, "n_time_steps": n_chunks * chunk_steps * batch,
+            "last_chunk_nmse": nmse}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The experiment
+# ----------------------------------------------------------------------------------------------------------
+
+def with_targets(rows: list[dict]) -> list[dict]:
+    """Attach ``target`` and ``kind`` (min: value ≥ target, max: value ≤ target) to the rows that have one."""
+    lookup = {(case, impl, metric): (kind, target) for case, impl, metric, kind, target in TARGETS}
+    for row in rows:
+        kind, target = lookup.get((row["case"], row["implementation"], row["metric"]), ("", ""))
+        row["target"], row["kind"] = target, kind
+    return rows
+
+
+def met(row: dict) -> bool:
+    return row["value"] >= row["target"] if row["kind"] == "min" else row["value"] <= row["target"]
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = [f"{'case':22s} {'implementation':18s} {'metric':38s} {'value':>10s} {'target':>9s}  met"]
+    for row in rows:
+        if row.get("kind") in ("min", "max"):
+            sign = "≥" if row["kind"] == "min" else "≤"
+            lines.append(f"{row['case']:22s} {row['implementation']:18s} {row['metric']:38s} "
+                         f"{row['value']:10.3g} {sign}{row['target']:<8.3g}  {'yes' if met(row) else 'NO'}")
+    return "\n".join(lines)
+
+
+def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None) -> Path:
+    """Measure every case, write results.csv, config.json and the figure; print targets met / not met.
+
+    ``seeds`` is accepted for the common interface and ignored (timings use one fixed seed).
+    """
+    del seeds
+    started = time.perf_counter()
+    sizes = SIZES[quick]
+    directory = prepare_directory(out, "speed")
+    write_config(directory, {"quick": quick, "sizes": sizes, "targets": TARGETS,
+                             "hyperparameters": dict(leak=LEAK, spectral_radius=RADIUS, connectivity=CONNECTIVITY,
+                                                     ridge=RIDGE, warmup=WARMUP),
+                             "note": ("quick: every size is reduced, so these numbers are NOT at the targets' "
+                                      "sizes" if quick else "full sizes (the targets' sizes)"),
+                             "reservoirpy_jax_backend": "reservoirpy.jax.ESN (float32 by default)",
+                             "reservoirpy_workers": "ESN.fit(..., workers=2) and ESN.run(..., workers=2)",
+                             "cpu_count": os.cpu_count()})
+    repeats = sizes["repeats"]
+    peers_a = [("reservoirpy_numpy", "numpy", 1), ("reservoirpy_jax", "jax", 1)]
+    peers_b = [("reservoirpy_numpy", "numpy", 1), ("reservoirpy_numpy_workers2", "numpy", 2)]
+    steps = [
+        ("a", lambda: esn_case("a_esn_one_sequence", sizes["a"], repeats, sizes["fresh_repeats"], peers_a)),
+        ("b", lambda: esn_case("b_esn_64_sequences", sizes["b"], repeats, sizes["fresh_repeats"], peers_b,
+                               n_sequences=sizes["b"]["n_sequences"])),
+        ("c", lambda: batched_states_case(sizes["c"], repeats)),
+        ("d", lambda: delay_case(sizes["d"], repeats)),
+        ("e", lambda: bptt_case(sizes["e"], repeats)),
+        ("f", lambda: rows_of("f_streaming_ridge", "ours", in_subprocess("fresh_streaming_ridge", **sizes["f"]))),
+    ]
+    rows = []
+    for name, step in tqdm(steps, desc="speed: cases"):
+        start = time.perf_counter()
+        rows += step()
+        rows += rows_of(f"{name}_wall", "experiment", {"wall_seconds": time.perf_counter() - start})
+    rows += rows_of("total", "experiment", {"wall_seconds": time.perf_counter() - started})
+    rows = with_targets(rows)
+    write_rows(directory / "results.csv", rows, COLUMNS)
+    plot(directory)
+    print(summary_table(rows))
+    return directory
+
+
+def plot(directory: Path | str) -> list[Path]:
+    """Redraw ``speed.png`` from results.csv: each target's measured value over its target (≥ 1: met)."""
+    plt = pyplot()
+    directory = Path(directory)
+    rows = [r for r in read_rows(directory / "results.csv") if r.get("kind") in ("min", "max")]
+    margin = [r["value"] / r["target"] if r["kind"] == "min" else r["target"] / r["value"] for r in rows]
+    labels = [f"{r['case'].split('_')[0]}: {r['implementation']} {r['metric']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.2))
+    colors = ["tab:green" if m >= 1 else "tab:red" for m in margin]
+    ax.barh(range(len(rows)), margin, color=colors)
+    for i, (r, m) in enumerate(zip(rows, margin, strict=True)):
+        sign = "≥" if r["kind"] == "min" else "≤"
+        ax.text(m, i, f" {r['value']:.3g} ({sign}{r['target']:g})", va="center", fontsize=7)
+    ax.axvline(1.0, color="k", lw=1, ls="--")
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlabel="measured / target (min targets) or target / measured (max): ≥ 1 is met",
+           title="Speed targets (issue #6)")
+    return [save_figure(fig, directory, "speed")]
+
+
+if __name__ == "__main__":
+    run_experiment(quick="--quick" in sys.argv)
