@@ -31,7 +31,7 @@ from experiments.results import (
 )
 from experiments.search import grid_search, ridge_validation_score
 from readout import Ridge, with_inputs
-from reservoir import delay_reservoir, esn, generate, run, simple_cycle_reservoir
+from reservoir import delay_reservoir, diagnostics, esn, generate, run, simple_cycle_reservoir
 
 DESCRIPTION = "NARMA10, memory capacity, Mackey-Glass, Santa Fe, channel equalisation vs published numbers"
 COLUMNS = ("task", "model", "n_units", "seed", "metric", "value")
@@ -168,19 +168,14 @@ def channel_equalisation(quick: bool, seeds: list[int], selected: dict) -> list[
 
 def memory_capacity(quick: bool, seeds: list[int]) -> list[dict]:
     """Linear reservoirs (identity activation), N = 50, one readout per delay k = 1..2N, held-out r²."""
-    n_units, washout, n_train, n_test = 50, 200, 10_000, 5_000
-    max_delay = 2 * n_units
+    n_units = 50
     models = {"cycle_linear": dict(cycle_weight=0.95, input_weight=1.0),
               "esn_linear": dict(spectral_radius=0.95),
               "esn_linear_sparse": dict(spectral_radius=0.95, density=1.0)}
     rows = []
     for model, hyper in models.items():
         for seed in seeds:
-            u, targets = tasks.memory_capacity_data(washout + n_train + n_test, seed=seed, max_delay=max_delay)
-            states = np.asarray(run(build(model, n_units, seed, **hyper), u))
-            split = washout + n_train
-            readout = Ridge(1e-10).fit(states[:split], targets[:split], washout=washout)
-            total, per_delay = metrics.memory_capacity(targets[split:], readout.predict(states[split:]))
+            total, per_delay = diagnostics.memory_capacity(build(model, n_units, seed, **hyper), seed=seed)
             base = dict(task="memory_capacity", model=model, n_units=n_units, seed=seed)
             rows.append(dict(base, metric="memory_capacity", value=total))
             rows += [dict(base, metric="r2", value=r2, delay=k + 1) for k, r2 in enumerate(per_delay)]

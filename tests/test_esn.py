@@ -141,3 +141,14 @@ def test_orthogonal_topology_puts_every_eigenvalue_on_the_circle():
     np.testing.assert_allclose(np.abs(np.linalg.eigvals(W)), 0.8, rtol=1e-10)
     with pytest.raises(ValueError, match="topology"):
         esn(10, seed=0, topology="ring")
+
+
+def test_memory_capacity_of_a_linear_orthogonal_reservoir_is_close_to_n():
+    from reservoir.diagnostics import memory_capacity
+
+    params = esn(20, seed=0, topology="orthogonal", spectral_radius=0.9, activation="identity", dtype="float64")
+    total, per_delay = memory_capacity(params, n_train=4000, n_test=2000, washout=100)
+    assert per_delay.shape == (40,)
+    assert 0.95 * 20 <= total <= 20 + 1e-6  # theory: MC = N for a linear reservoir, never more
+    with pytest.raises(ValueError, match="washout"):
+        memory_capacity(params, washout=10)
