@@ -17,8 +17,26 @@ from hardware_sim.nonidealities import (
     node_spread,
     quantise,
 )
+from hardware_sim.training import (
+    MODES,
+    DeviceTrainResult,
+    device_nmse,
+    device_states,
+    spsa_loss,
+    states_readout_loss,
+    train_on_device,
+    twin_states,
+)
 
 __all__ = [
+    "MODES",
+    "DeviceTrainResult",
+    "device_nmse",
+    "device_states",
+    "states_readout_loss",
+    "spsa_loss",
+    "train_on_device",
+    "twin_states",
     "Device",
     "HarmonicSine",
     "Nonideality",

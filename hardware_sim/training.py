@@ -1,0 +1,263 @@
+"""Training "input side + linear readout" with a device in the loop: one optax loop, four gradient sources.
+
+Every mode minimises the same loss with the same loop (``readout.train``),
+
+    L(θ, W, b) = mean_{b, t ≥ washout} ‖ x_{b,t}(θ) W + b − y_{b,t} ‖²,
+
+and differs only in where the states x(θ) (the forward) and their vector–Jacobian product (the backward) come
+from:
+
+=====================  =======================================  ==============================================
+mode                   forward x(θ)                             backward
+=====================  =======================================  ==============================================
+``digital``            the nominal twin (``run_states``)        ``jax.vjp`` of the twin (BPTT)
+``digital+readout``    as ``digital``; afterwards the readout is re-solved by ridge on states measured on the
+                       device (JMLR 2015 hybrid)
+``hil``                ``device.measure`` (one call per step)   ``jax.vjp`` of the twin at the same θ and inputs
+                                                                (physics-aware training, Wright et al. 2022)
+``spsa``               the in-sample ridge loss of the states measured at θ ± c_k Δ (two calls per step),
+                       gradient (L⁺ − L⁻) / (2 c_k) · Δ, Δ Rademacher (Spall 1998); the readout is the ridge
+                       solution on measured states, re-solved after training
+=====================  =======================================  ==============================================
+
+Physical backprop (forward and backward on the device) is not implemented: ``Device`` has no adjoint yet.
+
+**Calling the device inside the jitted step.**  ``readout.train`` compiles its step with ``jax.jit``, and
+``Device.measure`` is stateful Python (noise keys, drift, query counters) that cannot be traced.  The device is
+therefore called from inside the compiled step through ``jax.experimental.io_callback`` placed in a
+``jax.custom_vjp`` forward rule.  ``io_callback`` rather than ``pure_callback``: ``pure_callback`` declares the
+function pure, so XLA may drop, duplicate or cache calls, which would make the query count (and the noise
+stream) depend on the compiler; ``io_callback`` guarantees one device call per executed step, as on hardware.
+
+Example:
+    >>> from hardware_sim import delay_device
+    >>> device = delay_device(10, seed=0, mismatch=0.1)
+    >>> u, y = np.random.default_rng(0).uniform(0, 0.5, (2, 8, 50, 1))
+    >>> result = train_on_device(device, u, y, mode="hil", washout=5, n_epochs=2, batch_size=4)
+    >>> result.n_calls  # one call for the initial readout, one per step (2 steps per epoch)
+    5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.experimental import io_callback
+
+from hardware_sim.device import Device
+from readout.gradient import train
+from readout.ridge import Ridge
+from reservoir.trainable import run_states, split_trainable
+from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_array, check_choice, check_scalar
+
+MODES = ("digital", "digital+readout", "hil", "spsa")
+
+StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceTrainResult:
+    """``params``: ``{"input_side": {field: array}, "readout": {"W": (N, O), "b": (O,)}}``;
+    ``history``: ``{"train": [...]}`` the training loss per epoch (twin loss for ``digital``, device loss
+    otherwise; for ``spsa`` the mean of L⁺ and L⁻ per step); ``n_calls`` / ``n_samples``: device queries
+    spent by training (measurements and B · T samples), evaluation excluded."""
+
+    params: dict[str, Any]
+    history: dict[str, list[float]]
+    n_calls: int
+    n_samples: int
+
+
+def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None) -> StatesFn:
+    """``states(input_side, inputs)``: the nominal twin's differentiable states, (…, T, D) -> (…, T, N)."""
+    _, combine = split_trainable(device.nominal_twin(), list(names))
+
+    def states(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
+        return run_states(combine(input_side), inputs, checkpoint_every=checkpoint_every)
+
+    return states
+
+
+def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None) -> StatesFn:
+    """Physics-aware states: forward = ``device.measure``, backward = the twin's VJP at the same point.
+
+    ``states(input_side, inputs)`` returns what the device measures for ``inputs`` (…, T, D) with the input
+    side ``input_side`` (…, T, N), one device call per evaluation, also under ``jax.jit`` (via
+    ``io_callback``).  Its custom VJP pulls the cotangent of the states back through ``jax.vjp`` of the twin's
+    forward recomputed at the same ``input_side`` and ``inputs`` (Wright et al., Nature 601, 549 (2022)): the
+    twin's Jacobian, applied to the error of the real measured outputs.
+    """
+    twin = twin_states(device, names, checkpoint_every=checkpoint_every)
+    dtype = device.nominal_twin().dtype
+
+    def measure(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
+        shape = jax.ShapeDtypeStruct((*inputs.shape[:-1], device.n_units), dtype)
+        return io_callback(lambda side, u: np.asarray(device.measure(u, side), dtype), shape, input_side, inputs)
+
+    @jax.custom_vjp
+    def states(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
+        return measure(input_side, inputs)
+
+    def forward(input_side, inputs):
+        return measure(input_side, inputs), (input_side, inputs)
+
+    def backward(residuals, cotangent):
+        return jax.vjp(twin, *residuals)[1](cotangent)
+
+    states.defvjp(forward, backward)
+    return states
+
+
+def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
+    after ``washout`` steps; ``params = {"input_side": ..., "readout": {"W", "b"}}``."""
+
+    def loss(params: dict[str, Any], inputs: jax.Array, targets: jax.Array) -> jax.Array:
+        x = states(params["input_side"], inputs)
+        predictions = x @ params["readout"]["W"] + params["readout"]["b"]
+        return jnp.mean((predictions[..., washout:, :] - targets[..., washout:, :]) ** 2)
+
+    return loss
+
+
+def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
+              seed: int) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)`` for SPSA with ``params = {"input_side": ...}``.
+
+    The objective is the in-sample ridge NMSE of the measured states, J(θ) = min_{W,b} NMSE.  Its forward
+    (under ``jax.grad``) measures twice, at θ ± c_k Δ with Δ Rademacher and c_k = c / (k + 1)^0.101
+    (k = step), and returns (J⁺ + J⁻) / 2; its backward returns the SPSA estimate (J⁺ − J⁻) / (2 c_k) · Δ
+    times the cotangent.  Evaluated without a gradient it measures once, at θ.
+    """
+    rng = np.random.default_rng(seed)
+    step = [0]
+
+    def evaluate(side, inputs, targets) -> float:
+        states = np.asarray(device.measure(inputs, side), np.float64)[..., washout:, :]
+        targets = np.asarray(targets, np.float64)[..., washout:, :]
+        return Ridge(alpha).fit(states, targets).score(states, targets)
+
+    def estimate(side, inputs, targets):
+        c = perturbation / (step[0] + 1) ** 0.101
+        step[0] += 1
+        delta = {name: rng.choice([-1.0, 1.0], size=np.shape(value)) for name, value in side.items()}
+        plus = evaluate({n: v + c * delta[n] for n, v in side.items()}, inputs, targets)
+        minus = evaluate({n: v - c * delta[n] for n, v in side.items()}, inputs, targets)
+        slope = (plus - minus) / (2 * c)
+        gradient = {n: np.asarray(slope * delta[n], np.asarray(v).dtype) for n, v in side.items()}
+        return np.asarray(0.5 * (plus + minus), np.float32), gradient
+
+    scalar = jax.ShapeDtypeStruct((), jnp.float32)
+
+    @jax.custom_vjp
+    def loss_of_side(side, inputs, targets):
+        return io_callback(lambda *a: np.asarray(evaluate(*a), np.float32), scalar, side, inputs, targets)
+
+    def forward(side, inputs, targets):
+        shapes = (scalar, jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype), side))
+        value, gradient = io_callback(estimate, shapes, side, inputs, targets)
+        return value, (gradient, inputs, targets)
+
+    def backward(residuals, cotangent):
+        gradient, inputs, targets = residuals
+        return (jax.tree_util.tree_map(lambda g: g * cotangent.astype(g.dtype), gradient),
+                jnp.zeros_like(inputs), jnp.zeros_like(targets))
+
+    loss_of_side.defvjp(forward, backward)
+    return lambda params, inputs, targets: loss_of_side(params["input_side"], inputs, targets)
+
+
+def train_on_device(
+    device: Device,
+    inputs: Any,
+    targets: Any,
+    *,
+    mode: str,
+    names: Sequence[str] = ("mask",),
+    washout: int = 0,
+    alpha: float = 1e-6,
+    checkpoint_every: int | None = None,
+    spsa_gain: float = 0.05,
+    spsa_perturbation: float = 0.05,
+    spsa_stability: float | None = None,
+    seed: int = 0,
+    **train_options: Any,
+) -> DeviceTrainResult:
+    """Train the input side ``names`` and a linear readout of ``device`` in one of the ``MODES``.
+
+    Args:
+        device: the device (its nominal twin gives the starting input side and the digital model).
+        inputs: ``(B, T, D)`` training sequences (each starts from rest); targets: ``(B, T, O)``.
+        mode: ``"digital"``, ``"digital+readout"``, ``"hil"`` or ``"spsa"`` (module docstring).
+        names: trained input-side fields, a subset of ``device.trainable_fields``.
+        washout: leading steps of every sequence left out of the loss and of the ridge fits.
+        alpha: ridge regularisation of the initial readout (fitted on the mode's forward states: the twin's
+            for the digital modes, measured ones otherwise — one device call), of the ``digital+readout``
+            refit and of SPSA's readouts.
+        checkpoint_every: passed to ``run_states`` for the twin's forward/backward.
+        spsa_gain, spsa_perturbation, spsa_stability: SPSA's a, c and A in the standard gains
+            a_k = a / (k + 1 + A)^0.602 (the optax learning-rate schedule of plain SGD) and
+            c_k = c / (k + 1)^0.101; A defaults to 10 % of the steps (Spall 1998).  One step per epoch (the
+            whole training set is the batch: the in-sample ridge loss needs it).
+        seed: batch order and SPSA's perturbation draws.
+        train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
+            ``batch_size``, ``l2``, ...); ``progress`` is off by default.
+
+    Returns:
+        ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
+    """
+    check_choice("mode", mode, MODES)
+    washout = check_scalar("washout", washout, NON_NEGATIVE_INT)
+    alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
+    inputs = check_array("inputs", inputs, 3, {-1: device.n_inputs})
+    targets = check_array("targets", targets, 3)
+    if targets.shape[:2] != inputs.shape[:2]:
+        raise ValueError(f"targets must share the (B, T) axes of inputs {inputs.shape[:2]}, got {targets.shape}")
+    twin = device.nominal_twin()
+    start, _ = split_trainable(twin, list(names))
+    calls, samples = device.n_calls, device.n_samples
+    train_options.setdefault("progress", False)
+
+    def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
+        states = device.measure(inputs, side) if measured else twin_states(device, names)(side, inputs)
+        ridge = Ridge(alpha).fit(np.asarray(states, np.float64), targets, washout=washout)
+        return {"W": jnp.asarray(ridge.coef_, twin.dtype), "b": jnp.asarray(ridge.intercept_, twin.dtype)}
+
+    if mode == "spsa":
+        n_steps = train_options.pop("n_epochs", 100)
+        stability = 0.1 * n_steps if spsa_stability is None else check_scalar("spsa_stability", spsa_stability,
+                                                                                NON_NEGATIVE)
+        gain = check_scalar("spsa_gain", spsa_gain, POSITIVE)
+        optimizer = optax.sgd(lambda k: gain / (k + 1 + stability) ** 0.602)
+        loss = spsa_loss(device, names, washout=washout, alpha=alpha,
+                         perturbation=check_scalar("spsa_perturbation", spsa_perturbation, POSITIVE), seed=seed)
+        result = train(loss, {"input_side": start}, (inputs, targets), optimizer=optimizer, n_epochs=n_steps,
+                       batch_size=len(inputs), seed=seed, **train_options)
+        side = result.params["input_side"]
+        params = {"input_side": side, "readout": ridge_readout(side, measured=True)}
+    else:
+        hil = mode == "hil"
+        states = (device_states if hil else twin_states)(device, names, checkpoint_every=checkpoint_every)
+        start_params = {"input_side": start, "readout": ridge_readout(start, hil)}
+        result = train(states_readout_loss(states, washout), start_params, (inputs, targets), seed=seed,
+                       **train_options)
+        params = result.params
+        if mode == "digital+readout":
+            params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
+    return DeviceTrainResult(params, result.history, device.n_calls - calls, device.n_samples - samples)
+
+
+def device_nmse(device: Device, params: dict[str, Any], inputs: Any, targets: Any, *, washout: int = 0) -> float:
+    """Test NMSE of ``params`` deployed on the device: one measurement of ``inputs`` ((T, D) or (B, T, D)),
+    mean over outputs of mean_t (ŷ − y)² / Var(y) after ``washout`` steps of every sequence."""
+    states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
+    predictions = states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
+    targets = np.asarray(targets, np.float64)
+    errors = (predictions - targets)[..., washout:, :].reshape(-1, targets.shape[-1])
+    return float(np.mean(np.mean(errors**2, 0) / targets[..., washout:, :].reshape(-1, targets.shape[-1]).var(0)))

@@ -1,0 +1,92 @@
+"""Hardware-in-the-loop training: physics-aware gradients, deployment modes, SPSA and their query counts."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from experiments import tasks  # noqa: E402
+from hardware_sim import delay_device  # noqa: E402
+from hardware_sim.training import (  # noqa: E402
+    device_nmse,
+    device_states,
+    states_readout_loss,
+    train_on_device,
+    twin_states,
+)
+from reservoir import split_trainable  # noqa: E402
+
+NAMES = ("mask", "input_gain", "phase")
+F64 = {"dtype": jnp.float64}
+
+
+def _problem(device, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = jnp.asarray(rng.uniform(0, 0.5, (3, 40, 1)))
+    targets = jnp.asarray(rng.normal(size=(3, 40, 2)))
+    side, _ = split_trainable(device.nominal_twin(), NAMES)
+    readout = {"W": jnp.asarray(rng.normal(size=(device.n_units, 2))), "b": jnp.zeros(2)}
+    return {"input_side": side, "readout": readout}, inputs, targets
+
+
+def _relative_error(a, b):
+    return max(float(jnp.linalg.norm(x - y) / jnp.linalg.norm(y))
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True))
+
+
+def test_hil_gradient_equals_twin_gradient_without_nonidealities():
+    device = delay_device(12, seed=0, reservoir_options=F64)
+    params, inputs, targets = _problem(device)
+    hil = states_readout_loss(device_states(device, NAMES), washout=5)
+    twin = states_readout_loss(twin_states(device, NAMES), washout=5)
+    value, grads = jax.jit(jax.value_and_grad(hil))(params, inputs, targets)
+    expected_value, expected = jax.value_and_grad(twin)(params, inputs, targets)
+    assert device.n_calls == 1 and device.n_samples == 3 * 40  # one measurement per forward + backward
+    assert float(value) == pytest.approx(float(expected_value), rel=1e-10)
+    assert _relative_error(grads["input_side"], expected["input_side"]) <= 1e-5
+    assert _relative_error(grads["readout"], expected["readout"]) <= 1e-5
+
+
+def test_hil_forward_is_the_device_and_its_gradient_differs_from_the_twin():
+    device, same = (delay_device(12, seed=3, mismatch=0.2, harmonic=0.2, reservoir_options=F64) for _ in range(2))
+    params, inputs, targets = _problem(device)
+    states = device_states(device, NAMES)
+    np.testing.assert_allclose(states(params["input_side"], inputs), same.measure(inputs, params["input_side"]),
+                               rtol=1e-12)
+    hil_grads = jax.grad(states_readout_loss(states, washout=5))(params, inputs, targets)
+    twin_grads = jax.grad(states_readout_loss(twin_states(device, NAMES), washout=5))(params, inputs, targets)
+    assert _relative_error(hil_grads["input_side"], twin_grads["input_side"]) > 1e-2
+    assert _relative_error(hil_grads["readout"], twin_grads["readout"]) > 1e-2
+
+
+def test_hil_beats_digital_on_a_mismatched_device():
+    u, y = tasks.narma10(1600, seed=0)
+    u_train, y_train = u[:1000].reshape(10, 100, 1), y[:1000].reshape(10, 100, 1)
+    names = ("mask", "input_gain", "feedback_gain", "phase")
+    options = dict(names=names, washout=20, alpha=1e-4, n_epochs=15, batch_size=5, learning_rate=3e-3)
+    errors, results = {}, {}
+    for mode in ("digital", "digital+readout", "hil"):
+        device = delay_device(30, seed=1, mismatch=0.3)
+        results[mode] = train_on_device(device, u_train, y_train, mode=mode, **options)
+        errors[mode] = device_nmse(device, results[mode].params, u[1000:], y[1000:], washout=50)
+    print({mode: (round(errors[mode], 4), results[mode].n_calls) for mode in errors})
+    assert [results[m].n_calls for m in errors] == [0, 1, 1 + 15 * 2]  # initial readout + one per step
+    assert results["hil"].n_samples == 1000 + 30 * 5 * 100  # B · T per measurement
+    assert all(len(result.history["train"]) == 15 for result in results.values())
+    assert errors["hil"] < errors["digital"]
+    assert errors["hil"] < 0.6 and errors["digital+readout"] < 0.6
+
+
+def test_spsa_reduces_the_loss_and_counts_two_queries_per_step():
+    u, y = tasks.narma10(600, seed=1)
+    u_train, y_train = u.reshape(6, 100, 1), y.reshape(6, 100, 1)
+    device = delay_device(15, seed=2, reservoir_options={"input_gain": 0.05})  # a poor starting input gain
+    result = train_on_device(device, u_train, y_train, mode="spsa", names=("input_gain", "phase"), washout=20,
+                             alpha=1e-4, n_epochs=30, spsa_gain=0.5, spsa_perturbation=0.1)
+    history = result.history["train"]
+    assert result.n_calls == 2 * 30 + 1 and result.n_samples == (2 * 30 + 1) * 600
+    assert np.mean(history[-5:]) < 0.8 * history[0]
+    assert result.params["readout"]["W"].shape == (15, 1)
