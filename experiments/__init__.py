@@ -9,4 +9,5 @@ EXPERIMENTS = {
     "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",
     "embodied_learning": "experiments.embodied_learning",
+    "speed": "experiments.speed",
 }

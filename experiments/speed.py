@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,16 @@ def block(value: Any) -> Any:
     return jax.block_until_ready(value)
 
 
+def timed_call(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(wall time, result) of one call, waiting for its (JAX) result."""
+    start = time.perf_counter()
+    result = block(fn())
+    return time.perf_counter() - start, result
+
+
 def seconds(fn: Callable[[], Any]) -> float:
     """Wall time of one call, waiting for its (JAX) result."""
-    start = time.perf_counter()
-    block(fn())
-    return time.perf_counter() - start
+    return timed_call(fn)[0]
 
 
 def timings(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | None = None) -> dict[str, float]:
@@ -105,6 +111,11 @@ def timings(fn: Callable[[], Any], repeats: int, warmup: Callable[[], Any] | Non
     times = [seconds(fn) for _ in range(repeats)]
     return {"first_seconds": first, "seconds_median": float(np.median(times)),
             "seconds_min": float(np.min(times)), "seconds_max": float(np.max(times))}
+
+
+def compile_seconds(timed: dict[str, float]) -> float:
+    """First call minus the warm median (0 when the function was already compiled for these shapes)."""
+    return max(0.0, timed["first_seconds"] - timed["seconds_median"])
 
 
 def rows_of(case: str, implementation: str, values: dict[str, float]) -> list[dict]:
@@ -124,8 +135,27 @@ def in_subprocess(function: str, **kwargs: Any) -> dict[str, float]:
 
 
 def peak_gib() -> float:
-    """This process's peak resident memory in GiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's peak resident memory in GiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own memory.  ``ru_maxrss``
+    (see ``ru_maxrss_gib``) is not usable in a child started by ``subprocess``: Linux carries the parent's
+    resident size at fork time over into the child's ``ru_maxrss``, exec or not, so it reads at least as
+    much as the parent holds.  Elsewhere ``ru_maxrss`` is the only measure available.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return ru_maxrss_gib()
+
+
+def ru_maxrss_gib() -> float:
+    """``resource.getrusage(RUSAGE_SELF).ru_maxrss`` in GiB (KiB on Linux, bytes on macOS)."""
+    scale = 2**30 if sys.platform == "darwin" else 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def start_jax_backend() -> float:
@@ -212,35 +242,47 @@ def fresh_esn_first_call(n_units: int, n_steps: int, n_train: int, n_sequences: 
 
 def esn_case(case: str, sizes: dict, repeats: int, fresh_repeats: int, peers: list[tuple[str, str, int]],
              n_sequences: int = 0) -> list[dict]:
-    """Ours (fresh-process first call and warm) vs each ReservoirPy configuration ``(name, backend, workers)``."""
+    """Ours (fresh-process first call and warm) vs each ReservoirPy configuration ``(name, backend, workers)``.
+
+    Side by side: after the warm-ups, every round times each contender once (ours in a fresh process in the
+    first ``fresh_repeats`` rounds, ours warm, then each peer), so a load change on the shared machine hits
+    all of them alike rather than whichever happened to be running.
+    """
     n_units, n_steps, n_train = sizes["n_units"], sizes["n_steps"], sizes["n_train"]
     u, y = mackey_glass_data(n_steps, n_sequences)
-    rows = []
-    fresh = [in_subprocess("fresh_esn_first_call", n_units=n_units, n_steps=n_steps, n_train=n_train,
-                           n_sequences=n_sequences)
-             for _ in tqdm(range(fresh_repeats), desc=f"{case}: ours, fresh processes", leave=False)]
-    first_call = float(np.median([f["first_call_seconds"] for f in fresh]))
-    rows += rows_of(case, "ours_first_call", {
-        "seconds_median": first_call,
-        "jax_backend_start_seconds": float(np.median([f["jax_backend_start_seconds"] for f in fresh])),
-        "nrmse": fresh[0]["nrmse"], "repeats": fresh_repeats})
-    ours = lambda: ours_fit_predict(u, y, n_train, n_units)
-    warm = timings(ours, repeats)
-    rows += rows_of(case, "ours_warm", {**warm, "compile_seconds": warm["first_seconds"] - warm["seconds_median"],
-                                        "nrmse": held_out_nrmse(y, ours(), n_train), "repeats": repeats})
-    # Warm-up on a short problem: ReservoirPy NumPy compiles nothing, and its JAX nodes recompile for every new
-    # model anyway, so a full-size warm-up would only cost time.
     u_short, y_short, n_train_short = short_problem(u, y, n_sequences)
-    for name, backend, workers in tqdm(peers, desc=f"{case}: ReservoirPy", leave=False):
-        fit_run = lambda backend=backend, workers=workers: reservoirpy_fit_predict(backend, u, y, n_train, n_units,
-                                                                                   workers)
-        warmup = lambda backend=backend, workers=workers: reservoirpy_fit_predict(
-            backend, u_short, y_short, n_train_short, n_units, workers)
-        peer = timings(fit_run, repeats, warmup)
-        del peer["first_seconds"]  # a short warm-up: not comparable
-        rows += rows_of(case, name, {**peer, "nrmse": held_out_nrmse(y, fit_run(), n_train), "repeats": repeats})
-        rows += rows_of(case, "ours_first_call", {f"speedup_vs_{name}": peer["seconds_median"] / first_call})
-        rows += rows_of(case, "ours_warm", {f"speedup_vs_{name}": peer["seconds_median"] / warm["seconds_median"]})
+    ours = lambda: ours_fit_predict(u, y, n_train, n_units)
+    contenders = {"ours_warm": ours}
+    for name, backend, workers in peers:
+        contenders[name] = partial(reservoirpy_fit_predict, backend, u, y, n_train, n_units, workers)
+    # Warm-ups: ours at full size (compiles); ReservoirPy on a short problem (its NumPy backend compiles
+    # nothing and its JAX nodes recompile for every new model anyway, so a full-size warm-up only costs time).
+    first = {"ours_warm": seconds(ours)}
+    for _, backend, workers in peers:
+        seconds(partial(reservoirpy_fit_predict, backend, u_short, y_short, n_train_short, n_units, workers))
+    times, fresh, last = {name: [] for name in contenders}, [], {}
+    for round_ in tqdm(range(repeats), desc=f"{case}: rounds (ours fresh, ours warm, ReservoirPy)", leave=False):
+        if round_ < fresh_repeats:
+            fresh.append(in_subprocess("fresh_esn_first_call", n_units=n_units, n_steps=n_steps, n_train=n_train,
+                                       n_sequences=n_sequences))
+        for name, fn in contenders.items():
+            took, last[name] = timed_call(fn)
+            times[name].append(took)
+    median = {name: float(np.median(t)) for name, t in times.items()}
+    median["ours_first_call"] = float(np.median([f["first_call_seconds"] for f in fresh]))
+    rows = rows_of(case, "ours_first_call", {
+        "seconds_median": median["ours_first_call"],
+        "jax_backend_start_seconds": float(np.median([f["jax_backend_start_seconds"] for f in fresh])),
+        "nrmse": fresh[0]["nrmse"], "repeats": len(fresh)})
+    for name in contenders:
+        extra = {"first_seconds": first[name], "compile_seconds": max(0.0, first[name] - median[name])} \
+            if name in first else {}
+        rows += rows_of(case, name, {"seconds_median": median[name], "seconds_min": min(times[name]),
+                                     "seconds_max": max(times[name]), **extra,
+                                     "nrmse": held_out_nrmse(y, last[name], n_train), "repeats": repeats})
+    for ours_name in ("ours_first_call", "ours_warm"):
+        rows += rows_of(case, ours_name, {f"speedup_vs_{name}": median[name] / median[ours_name]
+                                          for name, _, _ in peers})
     return rows
 
 
@@ -271,7 +313,7 @@ def batched_states_case(sizes: dict, repeats: int) -> list[dict]:
                                                                "gflops_before": gemm_before / 1e9,
                                                                "gflops_after": gemm_after / 1e9})
             + rows_of("c_batched_states", "ours", {
-                **states, "compile_seconds": states["first_seconds"] - states["seconds_median"],
+                **states, "compile_seconds": compile_seconds(states),
                 "gflops": achieved / 1e9, "fraction_of_gemm": achieved / gemm,
                 "samples_per_second": batch * n_steps / states["seconds_median"]}))
 
@@ -292,7 +334,7 @@ def delay_case(sizes: dict, repeats: int) -> list[dict]:
     for name, params in tqdm(models.items(), desc="d: delay reservoirs", leave=False):
         t = timings(lambda params=params: run(params, u, check_finite=False), repeats)
         rate[name] = n_steps / t["seconds_median"]
-        rows += rows_of("d_delay", name, {**t, "compile_seconds": t["first_seconds"] - t["seconds_median"],
+        rows += rows_of("d_delay", name, {**t, "compile_seconds": compile_seconds(t),
                                           "samples_per_second": rate[name]})
     for name in ("sine", "sin2_lowpass"):
         rows += rows_of("d_delay", name, {"samples_per_second_vs_esn": rate[name] / rate["esn_dense"]})
@@ -332,9 +374,8 @@ def bptt_case(sizes: dict, repeats: int) -> list[dict]:
     grad, trainable, readout, u, y, params = bptt_problem(sizes["n_units"], sizes["n_steps"], sizes["batch"])
     forward = timings(lambda: run(params, u, check_finite=False), repeats)
     gradient = timings(lambda: grad(trainable, readout, u, y), repeats)
-    compile_ = lambda t: t["first_seconds"] - t["seconds_median"]
-    rows = rows_of("e_bptt", "forward_run", {**forward, "compile_seconds": compile_(forward)})
-    rows += rows_of("e_bptt", "ours", {**gradient, "compile_seconds": compile_(gradient),
+    rows = rows_of("e_bptt", "forward_run", {**forward, "compile_seconds": compile_seconds(forward)})
+    rows += rows_of("e_bptt", "ours", {**gradient, "compile_seconds": compile_seconds(gradient),
                                        "gradient_over_forward": gradient["seconds_median"]
                                        / forward["seconds_median"]})
     memory = in_subprocess("fresh_bptt_memory", n_units=sizes["n_units"], n_steps=sizes["memory_steps"],
@@ -347,7 +388,8 @@ def fresh_bptt_memory(n_units: int, n_steps: int, batch: int, checkpoint_every: 
     baseline = peak_gib()
     grad, trainable, readout, u, y, _ = bptt_problem(n_units, n_steps, batch, checkpoint_every)
     took = seconds(lambda: grad(trainable, readout, u, y))
-    return {"peak_gib": peak_gib(), "baseline_peak_gib": baseline, "first_call_seconds": took,
+    return {"peak_gib": peak_gib(), "ru_maxrss_gib": ru_maxrss_gib(), "baseline_peak_gib": baseline,
+            "first_call_seconds": took,
             "checkpoint_every": checkpoint_every, "n_steps": n_steps}
 
 
@@ -378,7 +420,8 @@ def fresh_streaming_ridge(n_units: int, total_steps: int, batch: int, chunk_step
         generate += middle - start
         state = states[:, -1]
     nmse = accumulator.to_ridge().score(np.asarray(states), u[:, window.start - 1:window.stop - 1])
-    return {"peak_gib": peak_gib(), "generate_seconds": generate, "update_seconds": update,
+    return {"peak_gib": peak_gib(), "ru_maxrss_gib": ru_maxrss_gib(), "generate_seconds": generate,
+            "update_seconds": update,
             "update_over_generate": update / generate, "n_time_steps": n_chunks * chunk_steps * batch,
             "last_chunk_nmse": nmse}
 
