@@ -9,5 +9,6 @@ EXPERIMENTS = {
     "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",
     "embodied_learning": "experiments.embodied_learning",
+    "hil_vs_digital": "experiments.hil_vs_digital",
     "speed": "experiments.speed",
 }
