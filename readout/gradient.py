@@ -214,7 +214,9 @@ def _named_optimizer(optimizer: str, learning_rate: float, total_steps: int) -> 
 class TrainResult:
     """``params``: the best validation epoch's parameters (the last epoch's without validation);
     ``history``: ``{"train": [...], "validation": [...]}`` one float per epoch run (``validation`` empty
-    without validation data); ``best_epoch``: 0-based index into the history of the returned parameters."""
+    without validation data), plus ``"initial_validation"``: [the starting parameters' validation loss];
+    ``best_epoch``: 0-based index into the history of the returned parameters, −1 when the starting
+    parameters were never beaten on the validation data."""
 
     params: Any
     history: dict[str, list[float]]
@@ -312,6 +314,11 @@ def train(
     opt_state = transform.init(params)
     history: dict[str, list[float]] = {"train": [], "validation": []}
     best_params, best_epoch, best_loss = params, 0, math.inf
+    if validation is not None:
+        # The starting point competes too: training that never beats it (say, from a ridge readout) returns it.
+        best_loss = _mean_loss(evaluate, params, validation, batch_size)
+        history["initial_validation"] = [best_loss]
+        best_epoch = -1
     bar = tqdm(range(n_epochs), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         order = rng.permutation(n_samples)

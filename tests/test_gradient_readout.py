@@ -223,3 +223,21 @@ def test_bad_readout_and_loss_arguments():
         mlp_readout(3, (4,), 2, seed=0, activation="swish")
     with pytest.raises(ValueError, match="features"):
         apply_readout(linear_readout(3, 2, seed=0), np.ones((5, 4)))
+
+
+def test_early_stopping_keeps_the_start_when_training_never_beats_it():
+    from readout import Ridge, linear_readout
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    Y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.1 * rng.normal(size=(200, 1))
+    ridge = Ridge(0.0).fit(X[:160], Y[:160])
+    start = linear_readout(3, 1, seed=0)
+    start = jax.tree_util.tree_map(jnp.asarray, type(start)(
+        (type(start.layers[0])(jnp.asarray(ridge.coef_), jnp.asarray(ridge.intercept_)),), start.activation))
+    loss = lambda p, x, y: jnp.mean((apply_readout(p, x) - y) ** 2)
+    result = train(loss, start, (X, Y), learning_rate=5.0, optimizer="sgd", n_epochs=3, batch_size=20,
+                   validation_fraction=0.2, progress=False)  # a step size far too large: every epoch is worse
+    assert result.best_epoch == -1
+    assert result.history["initial_validation"][0] < min(result.history["validation"])
+    np.testing.assert_array_equal(result.params.layers[0].weight, start.layers[0].weight)
