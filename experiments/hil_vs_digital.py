@@ -42,7 +42,8 @@ DATA_SEED_OFFSET = 1000
 # NARMA10: training in chunks of CHUNK steps (each starts from rest), test on one long sequence.
 DATA = dict(n_train=1000, n_test=600, chunk=100, washout=20, test_washout=50)
 QUICK_DATA = dict(DATA, n_train=600)
-GRADIENT = dict(n_epochs=15, batch_size=5, learning_rate=3e-3)  # digital, digital+readout, hil (Adam)
+GRADIENT = dict(n_epochs=15, batch_size=4, learning_rate=3e-3,  # digital, digital+readout, hil (Adam),
+                validation_fraction=0.2)  # early-stopped on the last 20% of the chunks (start included)
 SPSA = dict(n_epochs=30, spsa_gain=0.5, spsa_perturbation=0.1)  # one step per epoch
 QUICK_GRADIENT = dict(GRADIENT, n_epochs=4)
 QUICK_SPSA = dict(SPSA, n_epochs=8)
