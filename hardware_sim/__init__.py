@@ -1,7 +1,6 @@
 """Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift."""
 
 from hardware_sim.device import Device, delay_device, wrap_device
-from hardware_sim.models import HarmonicSine
 from hardware_sim.nonidealities import (
     Nonideality,
     Written,
@@ -38,7 +37,6 @@ __all__ = [
     "train_on_device",
     "twin_states",
     "Device",
-    "HarmonicSine",
     "Nonideality",
     "Written",
     "adc",

@@ -21,7 +21,7 @@ piece               transform
 ==================  =====================================================================================
 ``mismatch``        p_f ← p_f (1 + r_f ξ_f) (``relative``), p_f ← p_f + s_f ξ_f (``absolute``); ξ_f has the
                     shape of field f, drawn once from ``seed``: the hidden "true" parameters
-``harmonic``        a ``"sine"`` delay reservoir becomes ``HarmonicSine``: nonlinearity sin(a) + h sin(2a)
+``harmonic``        a ``"sine"`` delay reservoir's nonlinearity becomes sin(a) + h sin(2a)
 ``drift``           a random walk w_f(k) = w_f(k−1) + σ_f ξ_f(k), k = measurement index, w_f(0) = 0, drawn from
                     ``seed``; measurement k runs p_f (1 + w_f(k)) (``relative``) or p_f + w_f(k) (``absolute``)
 ``dac``             inputs ← Q(inputs; bits, input_range); each listed field ← Q(field; bits, its range)
@@ -54,7 +54,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hardware_sim.models import HarmonicSine
 from reservoir.delay import DelayParams
 from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Interval, check_choice, check_scalar
 
@@ -210,7 +209,7 @@ def drift(relative: Mapping[str, float] | None = None, absolute: Mapping[str, fl
 
 def harmonic(strength: float) -> Nonideality:
     """Distorted modulator response of a ``"sine"`` delay reservoir: sin(a) + h sin(2a), h = ``strength``.
-    Must be the last input-side piece (it turns ``DelayParams`` into ``HarmonicSine``)."""
+    Sets ``DelayParams.harmonic``, which the nominal twin leaves at None."""
     strength = float(check_scalar("harmonic", strength, REAL))
 
     def init(nominal):
@@ -220,7 +219,7 @@ def harmonic(strength: float) -> Nonideality:
         return ()
 
     def apply(written, state, key):
-        params = HarmonicSine(written.params, jnp.asarray(strength, written.params.dtype))
+        params = dataclasses.replace(written.params, harmonic=jnp.asarray(strength, written.params.dtype))
         return written._replace(params=params), state
 
     return Nonideality(init, apply, "input")

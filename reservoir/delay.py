@@ -115,7 +115,7 @@ _CONSTRAINTS = {
 
 @partial(
     jax.tree_util.register_dataclass,
-    data_fields=["mask", "bias_mask", "input_gain", "feedback_gain", "phase"],
+    data_fields=["mask", "bias_mask", "input_gain", "feedback_gain", "phase", "harmonic"],
     meta_fields=["model", "node_separation", "exponent"],
 )
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,8 @@ class DelayParams:
     Static (part of the tree structure, so changing them recompiles): ``model`` (one of ``MODELS``),
     ``node_separation`` θ (float, ``"sin2_lowpass"`` and ``"mackey_glass"``; None for ``"sine"``) and
     ``exponent`` p (float, ``"mackey_glass"`` only).  The equations are in the module docstring.
+    ``harmonic`` h (a () array, ``"sine"`` only, None by default): a distorted modulator response
+    sin(a) + h sin(2a), what a simulated device (``hardware_sim``) puts in that the nominal model lacks.
     """
 
     mask: jax.Array
@@ -136,6 +138,7 @@ class DelayParams:
     model: str = "sine"
     node_separation: float | None = None
     exponent: float | None = None
+    harmonic: jax.Array | None = None
 
     @property
     def n_units(self) -> int:
@@ -180,7 +183,10 @@ def _sine_update(params: DelayParams, initial_state: jax.Array):
         x_prev, x_last_before = carry  # x(n−1) and x_{N−1}(n−2)
         # x_{i−1}(n−1) for node i ≥ 1; node 0 gets x_{N−1}(n−2)
         delayed = jnp.concatenate([x_last_before[None], x_prev[:-1]])
-        x = jnp.sin(params.feedback_gain * delayed + drive + params.phase)
+        argument = params.feedback_gain * delayed + drive + params.phase
+        x = jnp.sin(argument)
+        if params.harmonic is not None:
+            x = x + params.harmonic * jnp.sin(2 * argument)
         return (x, x_prev[-1]), x
 
     return step, (initial_state, jnp.zeros((), initial_state.dtype))

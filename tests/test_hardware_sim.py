@@ -16,7 +16,6 @@ from hypothesis import strategies as st  # noqa: E402
 import hardware_sim.device  # noqa: E402
 from hardware_sim import nonidealities as nl  # noqa: E402
 from hardware_sim.device import Device, delay_device, wrap_device  # noqa: E402
-from hardware_sim.models import HarmonicSine  # noqa: E402
 from reservoir.core import run  # noqa: E402
 from reservoir.delay import MODELS, delay_reservoir  # noqa: E402
 from reservoir.esn import esn  # noqa: E402
@@ -245,8 +244,8 @@ def test_mismatch_gap_grows_with_level(make):
 
 def test_harmonic_distortion():
     nominal = delay_nominal("sine")
-    np.testing.assert_allclose(run(HarmonicSine(nominal, jnp.asarray(0.0)), inputs()), run(nominal, inputs()),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(run(dataclasses.replace(nominal, harmonic=jnp.asarray(0.0)), inputs()),
+                               run(nominal, inputs()), rtol=1e-13, atol=1e-13)
     distorted = np.asarray(wrap_device(nominal, seed=0, harmonic=0.2).measure(inputs()))
     # the first period has no feedback: x = sin(a) + h sin(2a) with a = β_in (M u + m0) + φ
     argument = nominal.input_gain * (nominal.mask @ inputs()[0] + nominal.bias_mask) + nominal.phase
