@@ -11,7 +11,7 @@ One measurement is
 
 The device counts its calls (``n_calls``) and processed sequences × time steps (``n_samples``), so
 experiments can report cost in device queries.  ``nominal_twin()`` is the plain digital model with the
-nominal parameters.  A physical backward pass (``adjoint``) is a later step and not part of this module yet.
+nominal parameters.  ``adjoint`` is the physical backward pass of a sine delay device (physical backprop).
 
 Example:
     >>> import numpy as np
@@ -135,6 +135,44 @@ class Device:
         states = run(written.params, written.inputs)
         states, self._output_state = self._output.apply(states, self._output_state, output_key)
         return states
+
+    def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, jax.Array]:
+        """The physical backward pass (sine delay devices): ∂L/∂(input side) for ∂L/∂states = ``cotangent``.
+
+        The device reruns the forward pass, reads the derivative of its nonlinearity off the same modulator
+        with the bias shifted by π/2 (through the same detection chain, noise and ADC included) and sends the
+        error through its own loop in reversed time (``hardware_sim.adjoint``).  Counts two calls (derivative
+        pass, backward pass) and 2 · B · T samples.
+
+        Returns:
+            gradients for the fields named in ``input_side`` (all input-side fields when it is None).
+        """
+        from hardware_sim import adjoint as physics
+
+        if not isinstance(self._nominal, DelayParams) or self._nominal.model != "sine":
+            raise ValueError("adjoint (physical backprop) is built for sine delay devices only, got "
+                             f"{type(self._nominal).__name__} {getattr(self._nominal, 'model', '')}".rstrip())
+        inputs = check_array("inputs", inputs, (2, 3), {-1: self.n_inputs})
+        cotangent = check_array("cotangent", cotangent, inputs.ndim, {-1: self.n_units})
+        if tuple(cotangent.shape[:-1]) != tuple(inputs.shape[:-1]):
+            raise ValueError(f"cotangent must have shape {(*inputs.shape[:-1], self.n_units)}, "
+                             f"got {tuple(cotangent.shape)}")
+        params = self._params(input_side)
+        inputs = jnp.asarray(inputs, params.dtype)
+        self._key, input_key, output_key = jax.random.split(self._key, 3)
+        written, self._input_state = self._input.apply(nl.Written(params, inputs), self._input_state, input_key)
+        self._n_calls += 2
+        self._n_samples += 2 * int(np.prod(inputs.shape[:-1]))
+        true, u = written.params, written.inputs
+        states = run(true, u)
+        one = lambda u1, x1: physics.derivative_reading(true, physics.node_arguments(true, u1, x1))
+        derivative = jax.vmap(one)(u, states) if u.ndim == 3 else one(u, states)
+        derivative, self._output_state = self._output.apply(derivative, self._output_state, output_key)
+        back = lambda c1, d1: physics.backward_errors(true.feedback_gain, c1, d1)
+        cotangent = jnp.asarray(cotangent, params.dtype)
+        delta = jax.vmap(back)(cotangent, derivative) if u.ndim == 3 else back(cotangent, derivative)
+        gradients = physics.input_side_gradients(true, u, states, delta)
+        return {name: gradients[name] for name in (input_side or self.trainable_fields)}
 
     def _params(self, input_side: Mapping[str, Any] | None) -> Any:
         if input_side is None:

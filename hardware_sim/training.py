@@ -15,12 +15,14 @@ mode                   forward x(θ)                             backward
                        device (JMLR 2015 hybrid)
 ``hil``                ``device.measure`` (one call per step)   ``jax.vjp`` of the twin at the same θ and inputs
                                                                 (physics-aware training, Wright et al. 2022)
+``physical_backprop``  ``device.measure``                       ``device.adjoint``: the error sent back through
+                                                                the device in reversed time, σ' read with the
+                                                                bias shifted by π/2 (Hermans et al. 2016)
 ``spsa``               the in-sample ridge loss of the states measured at θ ± c_k Δ (two calls per step),
                        gradient (L⁺ − L⁻) / (2 c_k) · Δ, Δ Rademacher (Spall 1998); the readout is the ridge
                        solution on measured states, re-solved after training
 =====================  =======================================  ==============================================
 
-Physical backprop (forward and backward on the device) is not implemented: ``Device`` has no adjoint yet.
 
 **Calling the device inside the jitted step.**  ``readout.train`` compiles its step with ``jax.jit``, and
 ``Device.measure`` is stateful Python (noise keys, drift, query counters) that cannot be traced.  The device is
@@ -56,7 +58,7 @@ from readout.ridge import Ridge
 from reservoir.trainable import run_states, split_trainable
 from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_array, check_choice, check_scalar
 
-MODES = ("digital", "digital+readout", "hil", "spsa")
+MODES = ("digital", "digital+readout", "hil", "physical_backprop", "spsa")
 
 StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 
@@ -84,15 +86,19 @@ def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int |
     return states
 
 
-def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None) -> StatesFn:
+def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
+                  backward: str = "twin") -> StatesFn:
     """Physics-aware states: forward = ``device.measure``, backward = the twin's VJP at the same point.
 
     ``states(input_side, inputs)`` returns what the device measures for ``inputs`` (…, T, D) with the input
     side ``input_side`` (…, T, N), one device call per evaluation, also under ``jax.jit`` (via
     ``io_callback``).  Its custom VJP pulls the cotangent of the states back through ``jax.vjp`` of the twin's
     forward recomputed at the same ``input_side`` and ``inputs`` (Wright et al., Nature 601, 549 (2022)): the
-    twin's Jacobian, applied to the error of the real measured outputs.
+    twin's Jacobian, applied to the error of the real measured outputs.  With ``backward="device"`` the
+    backward pass runs on the device itself (``Device.adjoint``: physical backprop, Hermans et al. 2016),
+    two more device calls per step.
     """
+    check_choice("backward", backward, ("twin", "device"))
     twin = twin_states(device, names, checkpoint_every=checkpoint_every)
     dtype = device.nominal_twin().dtype
 
@@ -107,10 +113,17 @@ def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int
     def forward(input_side, inputs):
         return measure(input_side, inputs), (input_side, inputs)
 
-    def backward(residuals, cotangent):
-        return jax.vjp(twin, *residuals)[1](cotangent)
+    def backward_rule(residuals, cotangent):
+        if backward == "twin":
+            return jax.vjp(twin, *residuals)[1](cotangent)
+        input_side, inputs = residuals
+        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
+        gradients = io_callback(
+            lambda side, u, c: {k: np.asarray(v, dtype) for k, v in device.adjoint(u, side, c).items()},
+            shapes, input_side, inputs, cotangent)
+        return gradients, jnp.zeros_like(inputs)
 
-    states.defvjp(forward, backward)
+    states.defvjp(forward, backward_rule)
     return states
 
 
@@ -194,7 +207,7 @@ def train_on_device(
     Args:
         device: the device (its nominal twin gives the starting input side and the digital model).
         inputs: ``(B, T, D)`` training sequences (each starts from rest); targets: ``(B, T, O)``.
-        mode: ``"digital"``, ``"digital+readout"``, ``"hil"`` or ``"spsa"`` (module docstring).
+        mode: one of ``MODES`` (module docstring).
         names: trained input-side fields, a subset of ``device.trainable_fields``.
         washout: leading steps of every sequence left out of the loss and of the ridge fits.
         alpha: ridge regularisation of the initial readout (fitted on the mode's forward states: the twin's
@@ -242,9 +255,11 @@ def train_on_device(
         side = result.params["input_side"]
         params = {"input_side": side, "readout": ridge_readout(side, measured=True)}
     else:
-        hil = mode == "hil"
-        states = (device_states if hil else twin_states)(device, names, checkpoint_every=checkpoint_every)
-        start_params = {"input_side": start, "readout": ridge_readout(start, hil)}
+        in_situ = mode in ("hil", "physical_backprop")
+        backward = {"backward": "device" if mode == "physical_backprop" else "twin"} if in_situ else {}
+        states = (device_states if in_situ else twin_states)(device, names, checkpoint_every=checkpoint_every,
+                                                             **backward)
+        start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
         result = train(states_readout_loss(states, washout), start_params, (inputs, targets), seed=seed,
                        **train_options)
         params = result.params
