@@ -220,7 +220,9 @@ def train_on_device(
             whole training set is the batch: the in-sample ridge loss needs it).
         seed: batch order and SPSA's perturbation draws.
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
-            ``batch_size``, ``l2``, ...); ``progress`` is off by default.
+            ``batch_size``, ``l2``, ...); ``progress`` is off by default.  For ``spsa`` only ``n_epochs`` (its
+            number of steps) and the non-gradient options apply: ``batch_size``, ``learning_rate`` and
+            ``optimizer`` are ignored, so one set of options can drive every mode.
 
     Returns:
         ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
@@ -243,6 +245,10 @@ def train_on_device(
         return {"W": jnp.asarray(ridge.coef_, twin.dtype), "b": jnp.asarray(ridge.intercept_, twin.dtype)}
 
     if mode == "spsa":
+        # SPSA takes one step per epoch on the whole training set with its own gain schedule, so the
+        # gradient modes' batch_size / learning_rate / optimizer do not apply (a loop over MODES may pass them).
+        for option in ("batch_size", "learning_rate", "optimizer"):
+            train_options.pop(option, None)
         n_steps = train_options.pop("n_epochs", 100)
         stability = 0.1 * n_steps if spsa_stability is None else check_scalar("spsa_stability", spsa_stability,
                                                                                 NON_NEGATIVE)
