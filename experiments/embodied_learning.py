@@ -49,14 +49,14 @@ def linear(readout: dict, state: jax.Array) -> jax.Array:
     return state @ readout["W"] + readout["b"]
 
 
-def sequence_task(task: str, seed: int, quick: bool) -> tuple[np.ndarray, ...]:
+def sequence_task(task: str, seed: int) -> tuple[np.ndarray, ...]:
     """(u_train, y_train, u_test, y_test): 4200 training steps (the first 200 washout), 2000 test steps."""
     u, y = tasks.narma10(6200, seed=seed) if task == "narma10" else tasks.variable_delay(6200, seed=seed)
     return u[:4200], y[:4200], u[4200:], y[4200:]
 
 
 def regression(task: str, seed: int, quick: bool) -> list[dict]:
-    u_train, y_train, u_test, y_test = sequence_task(task, seed, quick)
+    u_train, y_train, u_test, y_test = sequence_task(task, seed)
     washout, n_inputs = 200, u_train.shape[1]
 
     def baseline_score(**gains):
@@ -68,12 +68,15 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
     params = delay_reservoir(N_UNITS, n_inputs, model="sine", seed=seed, **search.config)
     u_all = np.concatenate([u_train, u_test])
 
-    def test_nmse(params, readout=None) -> tuple[float, Ridge]:
-        states = np.asarray(run(params, u_all), np.float64)
-        readout = readout or Ridge(search.alpha).fit(states[:4200], y_train, washout=washout)
-        return metrics.nmse(y_test, readout.predict(states[4200:])), readout
+    def all_states(params) -> np.ndarray:
+        return np.asarray(run(params, u_all), np.float64)
 
-    reservoir_nmse, _ = test_nmse(params)
+    def test_nmse(states, readout=None) -> float:
+        readout = readout or Ridge(search.alpha).fit(states[:4200], y_train, washout=washout)
+        return metrics.nmse(y_test, readout.predict(states[4200:]))
+
+    states = all_states(params)  # the Reservoir baseline's states, also used by the gradient readout below
+    reservoir_nmse = test_nmse(states)
     # Full: BPTT on chunks of the training sequence (each restarts from rest, the first steps left out).
     chunk, chunk_washout = 200, 30
     n_chunks = 4200 // chunk
@@ -93,10 +96,9 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
                    **options)
     trained = combine(result.params["reservoir"])
     joint = _FixedLinear(result.params["readout"])
-    full_nmse, _ = test_nmse(trained, joint)
-    refit_nmse, refit = test_nmse(trained)
+    trained_states = all_states(trained)
+    full_nmse, refit_nmse = test_nmse(trained_states, joint), test_nmse(trained_states)
     # Readout only, by gradient descent on the Reservoir baseline's states: how close to the ridge optimum?
-    states = np.asarray(run(params, u_all), np.float64)
     mean, std = states[washout:4200].mean(0), states[washout:4200].std(0) + 1e-12  # condition the problem
     # Nesterov momentum with the learning rate decayed linearly to zero (JMLR 2015) settles on the optimum;
     # Adam at a fixed rate keeps hopping around it (measured: 5-10% above ridge after 600 epochs).

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hardware_sim import adjoint as physics
 from hardware_sim import nonidealities as nl
 from reservoir.core import run
 from reservoir.delay import DelayParams, delay_reservoir
@@ -147,8 +148,6 @@ class Device:
         Returns:
             gradients for the fields named in ``input_side`` (all input-side fields when it is None).
         """
-        from hardware_sim import adjoint as physics
-
         if not isinstance(self._nominal, DelayParams) or self._nominal.model != "sine":
             raise ValueError("adjoint (physical backprop) is built for sine delay devices only, got "
                              f"{type(self._nominal).__name__} {getattr(self._nominal, 'model', '')}".rstrip())
