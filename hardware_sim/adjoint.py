@@ -78,3 +78,21 @@ def input_side_gradients(params: DelayParams, inputs: jax.Array, states: jax.Arr
         "feedback_gain": jnp.sum(d * loop),
         "phase": jnp.sum(d),
     }
+
+
+# The two halves the device runs around its detection chain, compiled once per shape: a device calls them on
+# every training step, and op-by-op dispatch of the scans would cost ~0.2 s per call.
+@jax.jit
+def derivative_readings(params: DelayParams, inputs: jax.Array, states: jax.Array) -> jax.Array:
+    """σ' read at the π/2-shifted bias for (T, D)/(T, N) or batched (B, T, D)/(B, T, N) sequences."""
+    one = lambda u, x: derivative_reading(params, node_arguments(params, u, x))
+    return jax.vmap(one)(inputs, states) if inputs.ndim == 3 else one(inputs, states)
+
+
+@jax.jit
+def physical_gradients(params: DelayParams, inputs: jax.Array, states: jax.Array, derivative: jax.Array,
+                       cotangent: jax.Array) -> dict[str, jax.Array]:
+    """The reversed-time loop run with the measured derivative, then ∂L/∂(input side) (batched or not)."""
+    back = lambda c, d: backward_errors(params.feedback_gain, c, d)
+    delta = jax.vmap(back)(cotangent, derivative) if inputs.ndim == 3 else back(cotangent, derivative)
+    return input_side_gradients(params, inputs, states, delta)

@@ -164,13 +164,9 @@ class Device:
         self._n_samples += 2 * int(np.prod(inputs.shape[:-1]))
         true, u = written.params, written.inputs
         states = run(true, u)
-        one = lambda u1, x1: physics.derivative_reading(true, physics.node_arguments(true, u1, x1))
-        derivative = jax.vmap(one)(u, states) if u.ndim == 3 else one(u, states)
+        derivative = physics.derivative_readings(true, u, states)
         derivative, self._output_state = self._output.apply(derivative, self._output_state, output_key)
-        back = lambda c1, d1: physics.backward_errors(true.feedback_gain, c1, d1)
-        cotangent = jnp.asarray(cotangent, params.dtype)
-        delta = jax.vmap(back)(cotangent, derivative) if u.ndim == 3 else back(cotangent, derivative)
-        gradients = physics.input_side_gradients(true, u, states, delta)
+        gradients = physics.physical_gradients(true, u, states, derivative, jnp.asarray(cotangent, params.dtype))
         return {name: gradients[name] for name in (input_side or self.trainable_fields)}
 
     def _params(self, input_side: Mapping[str, Any] | None) -> Any:

@@ -43,6 +43,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,7 +58,7 @@ from jax.experimental import io_callback
 from hardware_sim.device import Device
 from readout.gradient import train
 from readout.ridge import Ridge
-from reservoir.trainable import run_states, split_trainable
+from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_array, check_choice, check_scalar
 
 MODES = ("digital", "digital+readout", "hil", "physical_backprop", "spsa")
@@ -76,14 +79,79 @@ class DeviceTrainResult:
     n_samples: int
 
 
+# Compiled code names a device by a small integer handle and receives the twin's parameters as arguments
+# (``train``'s ``context``), so one compilation of the training step serves every device and twin of the same
+# shapes: a sweep over mismatch levels and seeds compiles once per mode instead of once per unit.
+_DEVICES: weakref.WeakValueDictionary[int, Device] = weakref.WeakValueDictionary()
+_HANDLES: weakref.WeakKeyDictionary[Device, int] = weakref.WeakKeyDictionary()
+_NEXT_HANDLE = itertools.count()
+
+
+def device_context(device: Device) -> dict[str, Any]:
+    """What the compiled states functions need of ``device``: its nominal twin and its handle."""
+    if device not in _HANDLES:
+        handle = next(_NEXT_HANDLE)
+        _HANDLES[device], _DEVICES[handle] = handle, device
+    return {"twin": device.nominal_twin(), "device": np.int32(_HANDLES[device])}
+
+
+def _twin_forward(input_side: dict[str, jax.Array], inputs: jax.Array, context: dict[str, Any], *,
+                  checkpoint_every: int | None) -> jax.Array:
+    return run_states(merge_trainable(context["twin"], input_side), inputs, checkpoint_every=checkpoint_every)
+
+
+def _measure_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
+    device = _DEVICES[int(handle)]
+    return np.asarray(device.measure(inputs, input_side), device.nominal_twin().dtype)
+
+
+def _adjoint_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inputs: np.ndarray,
+                      cotangent: np.ndarray) -> dict[str, np.ndarray]:
+    device = _DEVICES[int(handle)]
+    gradients = device.adjoint(inputs, input_side, cotangent)
+    return {name: np.asarray(value, device.nominal_twin().dtype) for name, value in gradients.items()}
+
+
+@functools.cache
+def _twin_states(checkpoint_every: int | None) -> Callable[..., jax.Array]:
+    """``states(input_side, inputs, context)`` of the twin, one function object per configuration."""
+    return functools.partial(_twin_forward, checkpoint_every=checkpoint_every)
+
+
+@functools.cache
+def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[..., jax.Array]:
+    """``states(input_side, inputs, context)``: forward on the device, backward per ``backward`` (one function
+    object per configuration, so ``train`` reuses its compilation)."""
+    twin = _twin_states(checkpoint_every)
+
+    def measure(input_side, inputs, context):
+        shape = jax.eval_shape(twin, input_side, inputs, context)
+        return io_callback(_measure_callback, shape, context["device"], input_side, inputs)
+
+    @jax.custom_vjp
+    def states(input_side, inputs, context):
+        return measure(input_side, inputs, context)
+
+    def forward(input_side, inputs, context):
+        return measure(input_side, inputs, context), (input_side, inputs, context)
+
+    def backward_rule(residuals, cotangent):
+        input_side, inputs, context = residuals
+        if backward == "twin":
+            return (*jax.vjp(lambda s, u: twin(s, u, context), input_side, inputs)[1](cotangent), None)
+        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
+        gradients = io_callback(_adjoint_callback, shapes, context["device"], input_side, inputs, cotangent)
+        return gradients, jnp.zeros_like(inputs), None
+
+    states.defvjp(forward, backward_rule)
+    return states
+
+
 def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None) -> StatesFn:
     """``states(input_side, inputs)``: the nominal twin's differentiable states, (…, T, D) -> (…, T, N)."""
-    _, combine = split_trainable(device.nominal_twin(), list(names))
-
-    def states(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
-        return run_states(combine(input_side), inputs, checkpoint_every=checkpoint_every)
-
-    return states
+    split_trainable(device.nominal_twin(), list(names))  # validates names
+    context, states = device_context(device), _twin_states(checkpoint_every)
+    return lambda input_side, inputs: states(input_side, inputs, context)
 
 
 def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
@@ -99,44 +167,36 @@ def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int
     two more device calls per step.
     """
     check_choice("backward", backward, ("twin", "device"))
-    twin = twin_states(device, names, checkpoint_every=checkpoint_every)
-    dtype = device.nominal_twin().dtype
+    split_trainable(device.nominal_twin(), list(names))  # validates names
+    context = device_context(device)
+    states = _in_situ_states(backward, checkpoint_every)
+    return lambda input_side, inputs: states(input_side, inputs, context)
 
-    def measure(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
-        shape = jax.ShapeDtypeStruct((*inputs.shape[:-1], device.n_units), dtype)
-        return io_callback(lambda side, u: np.asarray(device.measure(u, side), dtype), shape, input_side, inputs)
 
-    @jax.custom_vjp
-    def states(input_side: dict[str, jax.Array], inputs: jax.Array) -> jax.Array:
-        return measure(input_side, inputs)
-
-    def forward(input_side, inputs):
-        return measure(input_side, inputs), (input_side, inputs)
-
-    def backward_rule(residuals, cotangent):
-        if backward == "twin":
-            return jax.vjp(twin, *residuals)[1](cotangent)
-        input_side, inputs = residuals
-        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
-        gradients = io_callback(
-            lambda side, u, c: {k: np.asarray(v, dtype) for k, v in device.adjoint(u, side, c).items()},
-            shapes, input_side, inputs, cotangent)
-        return gradients, jnp.zeros_like(inputs)
-
-    states.defvjp(forward, backward_rule)
-    return states
+def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.Array, washout: int) -> jax.Array:
+    """MSE of the linear readout ``states @ W + b`` against ``targets`` after ``washout`` steps."""
+    predictions = states @ readout["W"] + readout["b"]
+    return jnp.mean((predictions[..., washout:, :] - targets[..., washout:, :]) ** 2)
 
 
 def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
     """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
     after ``washout`` steps; ``params = {"input_side": ..., "readout": {"W", "b"}}``."""
+    return lambda params, inputs, targets: readout_mse(states(params["input_side"], inputs), params["readout"],
+                                                      targets, washout)
 
-    def loss(params: dict[str, Any], inputs: jax.Array, targets: jax.Array) -> jax.Array:
-        x = states(params["input_side"], inputs)
-        predictions = x @ params["readout"]["W"] + params["readout"]["b"]
-        return jnp.mean((predictions[..., washout:, :] - targets[..., washout:, :]) ** 2)
 
-    return loss
+@dataclasses.dataclass(frozen=True)
+class _ContextLoss:
+    """``states_readout_loss`` with the device and twin in ``context``: hashable by value, so ``train``'s
+    compiled step is shared by every device of the same shapes."""
+
+    states: Callable[..., jax.Array]
+    washout: int
+
+    def __call__(self, params, inputs, targets, context):
+        return readout_mse(self.states(params["input_side"], inputs, context), params["readout"], targets,
+                           self.washout)
 
 
 def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
@@ -240,9 +300,10 @@ def train_on_device(
     train_options.setdefault("progress", False)
 
     def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
-        states = device.measure(inputs, side) if measured else twin_states(device, names)(side, inputs)
-        ridge = Ridge(alpha).fit(np.asarray(states, np.float64), targets, washout=washout)
-        return {"W": jnp.asarray(ridge.coef_, twin.dtype), "b": jnp.asarray(ridge.intercept_, twin.dtype)}
+        if measured:
+            return device_ridge_readout(device, side, inputs, targets, washout=washout, alpha=alpha)
+        states = twin_states(device, names)(side, inputs)
+        return _ridge_readout(states, targets, washout, alpha, twin.dtype)
 
     if mode == "spsa":
         # SPSA takes one step per epoch on the whole training set with its own gain schedule, so the
@@ -262,23 +323,42 @@ def train_on_device(
         params = {"input_side": side, "readout": ridge_readout(side, measured=True)}
     else:
         in_situ = mode in ("hil", "physical_backprop")
-        backward = {"backward": "device" if mode == "physical_backprop" else "twin"} if in_situ else {}
-        states = (device_states if in_situ else twin_states)(device, names, checkpoint_every=checkpoint_every,
-                                                             **backward)
+        if in_situ:
+            states = _in_situ_states("device" if mode == "physical_backprop" else "twin", checkpoint_every)
+        else:
+            states = _twin_states(checkpoint_every)
         start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
-        result = train(states_readout_loss(states, washout), start_params, (inputs, targets), seed=seed,
-                       **train_options)
+        result = train(_ContextLoss(states, washout), start_params, (inputs, targets), seed=seed,
+                       context=device_context(device), **train_options)
         params = result.params
         if mode == "digital+readout":
             params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
     return DeviceTrainResult(params, result.history, device.n_calls - calls, device.n_samples - samples)
 
 
+def device_ridge_readout(device: Device, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
+                         washout: int = 0, alpha: float = 1e-6) -> dict[str, jax.Array]:
+    """The ridge readout ``{"W", "b"}`` of states measured on ``device`` (one call) with ``input_side``: the
+    "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a trained one."""
+    states = device.measure(inputs, input_side)
+    return _ridge_readout(states, targets, washout, alpha, device.nominal_twin().dtype)
+
+
+def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any) -> dict[str, jax.Array]:
+    ridge = Ridge(alpha).fit(np.asarray(states, np.float64), targets, washout=washout)
+    return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}
+
+
+def device_predictions(device: Device, params: dict[str, Any], inputs: Any) -> np.ndarray:
+    """The readout's outputs (…, T, O) for ``inputs`` measured on ``device`` (one call) with ``params``."""
+    states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
+    return states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
+
+
 def device_nmse(device: Device, params: dict[str, Any], inputs: Any, targets: Any, *, washout: int = 0) -> float:
     """Test NMSE of ``params`` deployed on the device: one measurement of ``inputs`` ((T, D) or (B, T, D)),
     mean over outputs of mean_t (ŷ − y)² / Var(y) after ``washout`` steps of every sequence."""
-    states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
-    predictions = states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
+    predictions = device_predictions(device, params, inputs)
     targets = np.asarray(targets, np.float64)
     errors = (predictions - targets)[..., washout:, :].reshape(-1, targets.shape[-1])
     return float(np.mean(np.mean(errors**2, 0) / targets[..., washout:, :].reshape(-1, targets.shape[-1]).var(0)))

@@ -238,8 +238,10 @@ def train(
     patience: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    context: Any = None,
 ) -> TrainResult:
-    """Minimise ``loss_fn(params, *batch)`` by mini-batch gradient descent with optax.
+    """Minimise ``loss_fn(params, *batch)`` (or ``loss_fn(params, *batch, context)``) by mini-batch gradient
+    descent with optax.
 
     Each epoch visits every sample once in the order of a permutation drawn from ``seed``.  When the number of
     samples ``S`` is not a multiple of ``batch_size``, the last batch is topped up with the first samples of the
@@ -264,6 +266,9 @@ def train(
         patience: stop after this many epochs without a lower validation loss (needs validation data).
         seed: seeds the batch permutations; same seed and inputs -> identical results.
         progress: show a tqdm bar over epochs with the current losses.
+        context: a pytree of fixed arrays passed to ``loss_fn`` as its last argument, never trained.  The
+            compiled step depends on ``loss_fn``'s identity and the shapes only, so a module-level ``loss_fn``
+            with its constants (say, a twin's parameters) in ``context`` compiles once for many runs.
 
     Returns:
         ``TrainResult``; with validation data its ``params`` are those of the epoch with the lowest
@@ -316,7 +321,7 @@ def train(
     best_params, best_epoch, best_loss = params, 0, math.inf
     if validation is not None:
         # The starting point competes too: training that never beats it (say, from a ridge readout) returns it.
-        best_loss = _mean_loss(evaluate, params, validation, batch_size)
+        best_loss = _mean_loss(evaluate, params, validation, batch_size, context)
         history["initial_validation"] = [best_loss]
         best_epoch = -1
     bar = tqdm(range(n_epochs), desc="train", unit="epoch", disable=not progress)
@@ -325,7 +330,8 @@ def train(
         order = np.concatenate([order, order[: steps_per_epoch * batch_size - n_samples]])
         losses = []
         for index, batch_indices in enumerate(order.reshape(steps_per_epoch, batch_size)):
-            params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data))
+            params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data),
+                                                 context)
             losses.append(float(batch_loss))
             if not math.isfinite(losses[-1]):
                 raise DivergenceError(
@@ -340,7 +346,7 @@ def train(
                                       f"step {steps_per_epoch - 1}; lower learning_rate (={learning_rate})")
             best_params, best_epoch = params, epoch
         else:
-            val_loss = _mean_loss(evaluate, params, validation, batch_size)
+            val_loss = _mean_loss(evaluate, params, validation, batch_size, context)
             history["validation"].append(val_loss)
             postfix["val"] = f"{val_loss:.4g}"
             if not math.isfinite(val_loss):
@@ -356,12 +362,12 @@ def train(
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "transform", "l2"))
-def _train_step(params: Any, opt_state: Any, batch: tuple[jax.Array, ...], *, loss_fn: Callable,
+def _train_step(params: Any, opt_state: Any, batch: tuple[jax.Array, ...], context: Any, *, loss_fn: Callable,
                 transform: optax.GradientTransformation, l2: float) -> tuple[Any, Any, jax.Array]:
     """One optax update; compiled once per (loss_fn, transform, l2) and batch shape, reused across runs."""
 
     def objective(p):
-        data_loss = loss_fn(p, *batch)
+        data_loss = _loss(loss_fn, p, batch, context)
         if not l2:
             return data_loss, data_loss
         penalty = sum(jnp.sum(w**2) for w in jax.tree_util.tree_leaves(p) if jnp.ndim(w) >= 2)
@@ -373,8 +379,12 @@ def _train_step(params: Any, opt_state: Any, batch: tuple[jax.Array, ...], *, lo
 
 
 @partial(jax.jit, static_argnames=("loss_fn",))
-def _evaluate(params: Any, batch: tuple[jax.Array, ...], *, loss_fn: Callable) -> jax.Array:
-    return loss_fn(params, *batch)
+def _evaluate(params: Any, batch: tuple[jax.Array, ...], context: Any, *, loss_fn: Callable) -> jax.Array:
+    return _loss(loss_fn, params, batch, context)
+
+
+def _loss(loss_fn: Callable, params: Any, batch: tuple[jax.Array, ...], context: Any) -> jax.Array:
+    return loss_fn(params, *batch) if context is None else loss_fn(params, *batch, context)
 
 
 def fit_readout(
@@ -453,9 +463,10 @@ def _check_data(name: str, data: Any) -> tuple[np.ndarray, ...]:
     return arrays
 
 
-def _mean_loss(evaluate: Callable, params: Any, data: tuple[np.ndarray, ...], batch_size: int) -> float:
+def _mean_loss(evaluate: Callable, params: Any, data: tuple[np.ndarray, ...], batch_size: int,
+               context: Any) -> float:
     n_samples = len(data[0])
-    total = sum(float(evaluate(params, tuple(a[start:start + batch_size] for a in data)))
+    total = sum(float(evaluate(params, tuple(a[start:start + batch_size] for a in data), context))
                 * min(batch_size, n_samples - start) for start in range(0, n_samples, batch_size))
     return total / n_samples
 

@@ -43,6 +43,7 @@ optax loop needs):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -95,13 +96,20 @@ def split_trainable(
     trainable = {name: jnp.ones((), params.dtype) if name == "input_scaling" else getattr(params, name)
                  for name in names}
 
-    def combine(trainable: dict[str, jax.Array]) -> TrainableReservoir:
-        fields = {name: trainable[name] for name in names if name != "input_scaling"}
-        if "input_scaling" in names:
-            fields["W_in"] = fields.get("W_in", params.W_in) * trainable["input_scaling"]
-        return dataclasses.replace(params, **fields)
+    return trainable, functools.partial(merge_trainable, params)
 
-    return trainable, combine
+
+
+def merge_trainable(params: TrainableReservoir, trainable: dict[str, jax.Array]) -> TrainableReservoir:
+    """``params`` with the input-side fields of ``trainable`` put in (``split_trainable``'s ``combine``).
+
+    Pure and jit-able; ``params`` may itself be a traced argument, so one compiled function serves every
+    reservoir of the same shapes (the hardware trainer passes its twin this way).
+    """
+    fields = {name: value for name, value in trainable.items() if name != "input_scaling"}
+    if "input_scaling" in trainable:
+        fields["W_in"] = fields.get("W_in", params.W_in) * trainable["input_scaling"]
+    return dataclasses.replace(params, **fields)
 
 
 def run_states(
