@@ -28,6 +28,7 @@ from reservoir.validation import (
     NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
+    SEED,
     Interval,
     check_array,
     check_choice,
@@ -125,7 +126,7 @@ def narma10(n_steps: int, seed: int, warmup: int = 200) -> tuple[np.ndarray, np.
         (u, y), each float64 of shape (n_steps, 1).
     """
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     warmup = check_scalar("warmup", warmup, NON_NEGATIVE_INT)
     rng = np.random.default_rng(seed)
     u = rng.uniform(0.0, 0.5, size=n_steps + warmup)
@@ -255,7 +256,7 @@ def mackey_glass(
         float64 array of shape (n_steps, 1), x(discard), x(discard + 1), ...
     """
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     tau = check_scalar("tau", tau, POSITIVE)
     dt = check_scalar("dt", dt, Interval(0, 1, "right"))
     discard = check_scalar("discard", discard, NON_NEGATIVE_INT)
@@ -396,7 +397,7 @@ def channel_equalisation(n_symbols: int, snr_db: float | None, seed: int) -> tup
         (u, d) each float64 of shape (n_symbols, 1), with ``d[n]`` = d(n-2) aligned with ``u[n]`` = u(n).
     """
     n_symbols = check_scalar("n_symbols", n_symbols, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     noiseless = snr_db is None or (isinstance(snr_db, int | float | np.floating) and snr_db == np.inf)
     if not noiseless:
         snr_db = check_scalar("snr_db", snr_db, Interval(None, None))
@@ -429,7 +430,7 @@ def memory_capacity_data(n_steps: int, seed: int, max_delay: int) -> tuple[np.nd
         (u, targets): shapes (n_steps, 1) and (n_steps, max_delay), float64.
     """
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     max_delay = check_scalar("max_delay", max_delay, POSITIVE_INT)
     if max_delay >= n_steps:
         raise ValueError(f"max_delay must be smaller than n_steps={n_steps}, got {max_delay}")
@@ -455,7 +456,7 @@ def variable_delay(n_steps: int, seed: int, max_delay: int = 5) -> tuple[np.ndar
         sequence and is 0: discard at least ``max_delay`` steps (washout ≥ max_delay).
     """
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     max_delay = check_scalar("max_delay", max_delay, POSITIVE_INT)
     if max_delay < 2:
         raise ValueError(f"max_delay must be at least 2 (a choice of delays), got {max_delay}")
@@ -501,7 +502,10 @@ def digits_train_test_split(
         (train_sequences, test_sequences, train_labels, test_labels).
     """
     sequences = check_array("sequences", sequences, ndim=3)
-    labels = check_array("labels", labels, ndim=1, shape={0: sequences.shape[0]})
+    labels = check_array("labels", labels, ndim=1)
+    if len(labels) != len(sequences):
+        raise ValueError(f"sequences and labels must hold the same number of samples, got shapes "
+                         f"{sequences.shape} and {labels.shape}")
     test_size = check_scalar("test_size", test_size, Interval(0, 1, "neither"))
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     return tuple(train_test_split(sequences, labels, test_size=test_size, random_state=seed, stratify=labels))

@@ -23,7 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -36,7 +36,7 @@ from reservoir.core import run
 from reservoir.delay import DelayParams, delay_reservoir
 from reservoir.esn import ESNParams
 from reservoir.trainable import TRAINABLE_FIELDS, split_trainable
-from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, check_array, check_scalar
+from reservoir.validation import NON_NEGATIVE, SEED, check_array, check_instance, check_scalar
 
 # Which fields each standard non-ideality touches, per model: (relative fields, absolute fields).
 MISMATCH_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -71,16 +71,19 @@ class Device:
                             f"got {type(nominal).__name__}")
         if nominal.n_feedback:
             raise ValueError(f"nominal must have no output feedback, got n_feedback = {nominal.n_feedback}")
+        seed = check_scalar("seed", seed, SEED)
+        if isinstance(pieces, nl.Nonideality) or not isinstance(pieces, Iterable):
+            raise TypeError(f"pieces must be a sequence of Nonideality pieces, got {type(pieces).__name__}"
+                            + (": wrap the single piece in a list" if isinstance(pieces, nl.Nonideality) else ""))
         pieces = list(pieces)
         for index, piece in enumerate(pieces):
-            if not isinstance(piece, nl.Nonideality):
-                raise TypeError(f"pieces[{index}] must be a Nonideality, got {type(piece).__name__}")
+            check_instance(f"pieces[{index}]", piece, nl.Nonideality)
         self._nominal = nominal
         self._input = nl.chain(*[piece for piece in pieces if piece.side == "input"])
         self._output = nl.chain(*[piece for piece in pieces if piece.side == "output"])
         self._input_state = self._input.init(nominal)
         self._output_state = self._output.init(nominal)
-        self._key = jax.random.PRNGKey(check_scalar("seed", seed, NON_NEGATIVE_INT))
+        self._key = jax.random.PRNGKey(seed)
         self._n_calls = 0
         self._n_samples = 0
 
@@ -124,9 +127,9 @@ class Device:
             measured states ``(T, N)`` or ``(B, T, N)``.  Counts one call and B · T samples (bad arguments
             are refused before anything runs or is counted; a run that diverges still counts, as on hardware).
         """
-        inputs = check_array("inputs", inputs, (2, 3), {-1: self.n_inputs})
-        if inputs.shape[-2] == 0:
-            raise ValueError(f"inputs must have at least one time step, got shape {inputs.shape}")
+        inputs = check_array("inputs", inputs, (2, 3), {-1: self.n_inputs}, dtype=self._nominal.dtype)
+        if 0 in inputs.shape[:-1]:
+            raise ValueError(f"inputs must have at least one time step (and sequence), got shape {inputs.shape}")
         params = self._params(input_side)
         inputs = jnp.asarray(inputs, params.dtype)
         self._key, input_key, output_key = jax.random.split(self._key, 3)
@@ -182,7 +185,7 @@ class Device:
         values = {}
         for name, value in input_side.items():
             expected = tuple(defaults[name].shape)
-            value = check_array(f"input_side[{name!r}]", value, len(expected))
+            value = check_array(f"input_side[{name!r}]", value, len(expected), dtype=self._nominal.dtype)
             if tuple(value.shape) != expected:
                 raise ValueError(f"input_side[{name!r}] must have shape {expected}, got {tuple(value.shape)}")
             values[name] = jnp.asarray(value, self._nominal.dtype)
@@ -249,8 +252,9 @@ def wrap_device(
         inputs.append(nl.drift({f: drift for f in relative}, {f: drift for f in absolute}, seed=drift_seed))
     if check_scalar("harmonic", harmonic, nl.REAL):
         inputs.append(nl.harmonic(harmonic))
-    if check_scalar("gain_spread", gain_spread, NON_NEGATIVE) or check_scalar("offset_spread", offset_spread,
-                                                                              NON_NEGATIVE):
+    gain_spread = check_scalar("gain_spread", gain_spread, NON_NEGATIVE)
+    offset_spread = check_scalar("offset_spread", offset_spread, NON_NEGATIVE)
+    if gain_spread or offset_spread:
         outputs.append(nl.node_spread(gain_spread, offset_spread, seed=spread_seed))
     if bandwidth is not None:
         outputs.append(nl.lowpass(bandwidth, along=LOWPASS_ALONG[kind]))

@@ -55,7 +55,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from reservoir.delay import DelayParams
-from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, Interval, check_choice, check_scalar
+from reservoir.validation import (
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    Interval,
+    _is_tracer,
+    check_choice,
+    check_instance,
+    check_scalar,
+)
 
 BITS = Interval(1, 32, "both", integer=True)
 REAL = Interval(None, None)
@@ -79,8 +88,7 @@ class Nonideality(NamedTuple):
 def chain(*pieces: Nonideality) -> Nonideality:
     """Pieces of one side applied in order; each gets its own key split from the one given."""
     for index, piece in enumerate(pieces):
-        if not isinstance(piece, Nonideality):
-            raise TypeError(f"pieces[{index}] must be a Nonideality, got {type(piece).__name__}")
+        check_instance(f"pieces[{index}]", piece, Nonideality)
     sides = {piece.side for piece in pieces}
     if len(sides) > 1:
         raise ValueError(f"pieces must all act on the same side of the device, got sides {sorted(sides)}")
@@ -100,9 +108,18 @@ def chain(*pieces: Nonideality) -> Nonideality:
     return Nonideality(init, apply, side)
 
 
-@partial(jax.jit, static_argnums=1)
 def quantise(x: jax.Array, bits: int, low: float, high: float) -> jax.Array:
-    """Uniform quantiser with 2^bits levels on [low, high], both ends included, clipping outside."""
+    """Uniform quantiser with 2^bits levels on [low, high], both ends included, clipping outside.
+
+    ``bits`` (static) and concrete ``low``/``high`` are checked first; traced bounds are used as given."""
+    bits = check_scalar("bits", bits, BITS)
+    if not (_is_tracer(low) or _is_tracer(high)):
+        low, high = _check_bounds("low", low, "high", high)
+    return _quantise(x, bits, low, high)
+
+
+@partial(jax.jit, static_argnums=1)
+def _quantise(x: jax.Array, bits: int, low: float, high: float) -> jax.Array:
     step = (high - low) / (2**bits - 1)
     return low + step * jnp.round((jnp.clip(x, low, high) - low) / step)
 
@@ -119,15 +136,21 @@ def standard_normal(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.A
 
 
 def _key(seed: int) -> jax.Array:
-    return jax.random.PRNGKey(check_scalar("seed", seed, NON_NEGATIVE_INT))
+    return jax.random.PRNGKey(check_scalar("seed", seed, SEED))
 
 
 def _check_range(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise TypeError(f"{name} must be a pair (low, high), got {value!r}")
-    low, high = (float(check_scalar(f"{name}[{i}]", v, REAL)) for i, v in enumerate(value))
+    return _check_bounds(f"{name}[0]", value[0], f"{name}[1]", value[1], f"{name} must satisfy low < high")
+
+
+def _check_bounds(name_low: str, low: Any, name_high: str, high: Any,
+                  what: str | None = None) -> tuple[float, float]:
+    """Two real numbers with low < high, as floats."""
+    low, high = float(check_scalar(name_low, low, REAL)), float(check_scalar(name_high, high, REAL))
     if not low < high:
-        raise ValueError(f"{name} must satisfy low < high, got {value!r}")
+        raise ValueError(f"{what or f'{name_low} must be below {name_high}'}, got {(low, high)!r}")
     return low, high
 
 
@@ -210,7 +233,7 @@ def drift(relative: Mapping[str, float] | None = None, absolute: Mapping[str, fl
 def harmonic(strength: float) -> Nonideality:
     """Distorted modulator response of a ``"sine"`` delay reservoir: sin(a) + h sin(2a), h = ``strength``.
     Sets ``DelayParams.harmonic``, which the nominal twin leaves at None."""
-    strength = float(check_scalar("harmonic", strength, REAL))
+    strength = float(check_scalar("strength", strength, REAL))
 
     def init(nominal):
         if not isinstance(nominal, DelayParams) or nominal.model != "sine":
@@ -299,7 +322,7 @@ def _lowpass(states: jax.Array, decay: jax.Array, along: str) -> jax.Array:
 
 def multiplicative_noise(std: float) -> Nonideality:
     """x ← x (1 + std ξ), fresh ξ per sample on every measurement."""
-    std = check_scalar("multiplicative_noise", std, NON_NEGATIVE)
+    std = check_scalar("std", std, NON_NEGATIVE)
 
     def apply(states, state, key):
         return states * (1 + std * standard_normal(key, states.shape, states.dtype)), state
@@ -333,5 +356,5 @@ def adc(bits: int, *, value_range: tuple[float, float] = (-1.0, 1.0)) -> Nonidea
 
 def piece_seeds(seed: int, count: int) -> list[int]:
     """``count`` independent piece seeds derived from one device seed."""
-    state = np.random.SeedSequence(check_scalar("seed", seed, NON_NEGATIVE_INT)).generate_state(count)
+    state = np.random.SeedSequence(check_scalar("seed", seed, SEED)).generate_state(count)
     return [int(s) % 2**31 for s in state]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -35,20 +36,31 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from reservoir.core import DivergenceError, as_dtype
+from reservoir.core import DivergenceError, as_dtype, compute_dtype
 from reservoir.esn import ACTIVATIONS
 from reservoir.validation import (
     NON_NEGATIVE,
-    NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
+    SEED,
     Interval,
     check_array,
     check_choice,
+    check_instance,
     check_scalar,
 )
 
 FRACTION = Interval(0, 1, "left")  # [0, 1)
+# The numeric options of ``train``, declared once (``fit_readout`` checks them before building its readout).
+TRAIN_OPTIONS = {
+    "learning_rate": POSITIVE,
+    "n_epochs": POSITIVE_INT,
+    "batch_size": POSITIVE_INT,
+    "l2": NON_NEGATIVE,
+    "validation_fraction": FRACTION,
+    "patience": POSITIVE_INT,  # or None
+    "seed": SEED,
+}
 
 
 # --------------------------------------------------------------------------------------------- readouts
@@ -97,7 +109,7 @@ def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *,
     if isinstance(hidden_sizes, int | str) or not isinstance(hidden_sizes, Sequence | np.ndarray):
         raise TypeError(f"hidden_sizes must be a sequence of positive integers, got {hidden_sizes!r}")
     hidden_sizes = [check_scalar(f"hidden_sizes[{i}]", h, POSITIVE_INT) for i, h in enumerate(hidden_sizes)]
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     check_choice("activation", activation, tuple(ACTIVATIONS))
     dtype = as_dtype(dtype)
     return Readout(_init_layers(seed, (n_features, *hidden_sizes, n_outputs), dtype), activation)
@@ -118,12 +130,12 @@ def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[Dense, 
 
 
 def apply_readout(params: Readout, features: Any) -> jax.Array:
-    """Features (..., F) -> outputs (..., O); pure, so ``jit``, ``grad`` and ``vmap`` apply."""
-    hidden = jnp.asarray(features, params.layers[0].weight.dtype)
-    if hidden.shape[-1:] != (params.n_features,):
-        raise ValueError(f"features must have {params.n_features} features on the last axis, "
-                         f"got shape {tuple(hidden.shape)}")
-    return _apply(params, hidden)
+    """Features (..., F) -> outputs (..., O); pure, so ``jit``, ``grad`` and ``vmap`` apply (traced features
+    are only checked for their shape)."""
+    check_instance("params", params, Readout)
+    dtype = params.layers[0].weight.dtype
+    features = check_array("features", features, tuple(range(1, 33)), {-1: params.n_features}, dtype=dtype)
+    return _apply(params, jnp.asarray(features, dtype))
 
 
 @jax.jit
@@ -189,12 +201,18 @@ def make_optimizer(optimizer: str | optax.GradientTransformation, learning_rate:
                    total_steps: int) -> optax.GradientTransformation:
     """``"adam"``, ``"sgd"`` (plain), ``"nesterov"`` (SGD, Nesterov momentum 0.9, linear decay to 0 over
     ``total_steps``), or an optax transformation returned unchanged (``learning_rate`` is then unused)."""
+    if isinstance(_check_optimizer(optimizer), optax.GradientTransformation):
+        return optimizer
+    return _named_optimizer(optimizer, learning_rate, total_steps)
+
+
+def _check_optimizer(optimizer: Any) -> str | optax.GradientTransformation:
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
     if not isinstance(optimizer, str):
         raise TypeError(f"optimizer must be one of {list(OPTIMIZERS)} or an optax.GradientTransformation, "
                         f"got {optimizer!r}")
-    return _named_optimizer(check_choice("optimizer", optimizer, OPTIMIZERS), learning_rate, total_steps)
+    return check_choice("optimizer", optimizer, OPTIMIZERS)
 
 
 @functools.lru_cache(maxsize=64)  # one object per configuration: train's compiled step is then reused
@@ -278,18 +296,12 @@ def train(
         DivergenceError: the training loss (or the validation loss, or a parameter) became NaN or infinite;
             the message names the epoch and step.
     """
-    learning_rate = check_scalar("learning_rate", learning_rate, POSITIVE)
-    n_epochs = check_scalar("n_epochs", n_epochs, POSITIVE_INT)
-    batch_size = check_scalar("batch_size", batch_size, POSITIVE_INT)
-    l2 = check_scalar("l2", l2, NON_NEGATIVE)
-    validation_fraction = check_scalar("validation_fraction", validation_fraction, FRACTION)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
-    if patience is not None:
-        patience = check_scalar("patience", patience, POSITIVE_INT)
+    learning_rate, n_epochs, batch_size, l2, validation_fraction, patience, seed = _check_train_options(
+        optimizer, learning_rate=learning_rate, n_epochs=n_epochs, batch_size=batch_size, l2=l2,
+        validation_fraction=validation_fraction, patience=patience, seed=seed).values()
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable (params, *batch) -> scalar, got {loss_fn!r}")
-    if isinstance(optimizer, str):
-        check_choice("optimizer", optimizer, OPTIMIZERS)
+    _check_params(params)
     data = _check_data("data", data)
     if validation is not None:
         if validation_fraction:
@@ -384,7 +396,12 @@ def _evaluate(params: Any, batch: tuple[jax.Array, ...], context: Any, *, loss_f
 
 
 def _loss(loss_fn: Callable, params: Any, batch: tuple[jax.Array, ...], context: Any) -> jax.Array:
-    return loss_fn(params, *batch) if context is None else loss_fn(params, *batch, context)
+    loss = loss_fn(params, *batch) if context is None else loss_fn(params, *batch, context)
+    # Checked while tracing (shape and dtype are static): no cost per step.
+    if jnp.ndim(loss) != 0 or not jnp.issubdtype(jnp.result_type(loss), jnp.floating):
+        raise TypeError(f"loss_fn must return a real scalar, got shape {jnp.shape(loss)} and dtype "
+                        f"{jnp.result_type(loss)}")
+    return loss
 
 
 def fit_readout(
@@ -417,12 +434,28 @@ def fit_readout(
         ``TrainResult`` whose ``params`` is a ``Readout``; predict with ``apply_readout``.
     """
     check_choice("loss", loss, tuple(LOSSES))
+    own = {"loss_fn", "params", "data", "validation", "seed", "context"}  # set by fit_readout itself
+    allowed = set(inspect.signature(train).parameters) - own
+    unknown = sorted(set(train_options) - allowed)
+    if unknown:
+        raise TypeError(f"fit_readout got unexpected keyword arguments {unknown}")
+    _check_train_options(**train_options)  # before anything is built
     features, targets = _readout_data(features, targets, loss)
-    n_outputs = int(targets.max()) + 1 if loss == "softmax_cross_entropy" else targets.shape[-1]
+    classes = loss == "softmax_cross_entropy"
+    n_outputs = int(targets.max()) + 1 if classes else targets.shape[-1]
     if validation is not None:
         if not isinstance(validation, tuple | list) or len(validation) != 2:
             raise ValueError(f"validation must be a (features, targets) pair, got {type(validation).__name__}")
         validation = _readout_data(*validation, loss, "validation ")
+        if validation[0].shape[-1] != features.shape[-1]:
+            raise ValueError(f"validation features must have {features.shape[-1]} features on the last axis "
+                             f"like features, got shape {validation[0].shape}")
+        if classes and validation[1].max() >= n_outputs:
+            raise ValueError(f"validation targets must be class labels in [0, {n_outputs}) (the classes of "
+                             f"targets), got {validation[1].max()}")
+        if not classes and validation[1].shape[-1] != n_outputs:
+            raise ValueError(f"validation targets must have {n_outputs} outputs on the last axis like "
+                             f"targets, got shape {validation[1].shape}")
     params = mlp_readout(features.shape[-1], hidden_sizes, n_outputs, seed=seed, activation=activation,
                          dtype=dtype)
     return train(readout_loss(loss), params, (features, targets), validation=validation, seed=seed,
@@ -430,10 +463,10 @@ def fit_readout(
 
 
 def _readout_data(features: Any, targets: Any, loss: str, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
-    features = check_array(f"{prefix}features", features, (2, 3, 4))
+    features = _as_jax_ready(f"{prefix}features", features, (2, 3, 4))
     samples = features.shape[:-1]
     if loss == "softmax_cross_entropy":
-        targets = check_array(f"{prefix}targets", targets, features.ndim - 1)
+        targets = check_array(f"{prefix}targets", targets, features.ndim - 1, nonempty=True)
         if not np.issubdtype(targets.dtype, np.integer):
             raise TypeError(f"{prefix}targets must be integer class labels for loss={loss!r}, "
                             f"got dtype {targets.dtype}")
@@ -441,7 +474,7 @@ def _readout_data(features: Any, targets: Any, loss: str, prefix: str = "") -> t
             raise ValueError(f"{prefix}targets must be non-negative class labels, got {targets.min()}")
         targets = targets.astype(np.int32)
     else:
-        targets = check_array(f"{prefix}targets", targets, (features.ndim - 1, features.ndim))
+        targets = _as_jax_ready(f"{prefix}targets", targets, (features.ndim - 1, features.ndim))
         if targets.ndim == features.ndim - 1:
             targets = targets[..., None]
     if targets.shape[: len(samples)] != samples:
@@ -450,17 +483,48 @@ def _readout_data(features: Any, targets: Any, loss: str, prefix: str = "") -> t
     return features, targets
 
 
+def _check_train_options(optimizer: Any = "adam", **options: Any) -> dict[str, Any]:
+    """``optimizer`` and the numeric options of ``TRAIN_OPTIONS`` given, checked (returned in the order given;
+    other options are passed through)."""
+    _check_optimizer(optimizer)
+    return {name: value if name not in TRAIN_OPTIONS or (name == "patience" and value is None)
+            else check_scalar(name, value, TRAIN_OPTIONS[name]) for name, value in options.items()}
+
+
+def _check_params(params: Any) -> None:
+    """Every leaf of the trained pytree a finite floating-point array (what ``jax.grad`` differentiates)."""
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    if not leaves:
+        raise ValueError(f"params must hold at least one array to train, got {params!r}")
+    for path, leaf in leaves:
+        name = f"params{jax.tree_util.keystr(path)}"
+        leaf = check_array(name, leaf, tuple(range(33)))
+        if not np.issubdtype(leaf.dtype, np.floating):
+            raise TypeError(f"{name} must be a floating-point array (jax.grad differentiates it), "
+                            f"got dtype {leaf.dtype}")
+
+
 def _check_data(name: str, data: Any) -> tuple[np.ndarray, ...]:
-    """A non-empty tuple of finite numeric arrays with one shared leading length, as NumPy (host) arrays."""
+    """A non-empty tuple of finite numeric arrays with one shared leading length, as NumPy (host) arrays;
+    floating-point arrays cast to the dtype JAX computes in (float32 unless x64 is enabled)."""
     if not isinstance(data, tuple | list) or not data:
         raise TypeError(f"{name} must be a non-empty tuple of arrays, got {type(data).__name__}")
-    arrays = tuple(check_array(f"{name}[{i}]", array, tuple(range(1, 33))) for i, array in enumerate(data))
+    arrays = tuple(_as_jax_ready(f"{name}[{i}]", array) for i, array in enumerate(data))
     lengths = [len(array) for array in arrays]
     if len(set(lengths)) > 1:
         raise ValueError(f"{name} arrays must share their leading (sample) length, got lengths {lengths}")
     if lengths[0] == 0:
         raise ValueError(f"{name} must hold at least one sample, got 0")
     return arrays
+
+
+def _as_jax_ready(name: str, array: Any, ndims: tuple[int, ...] = tuple(range(1, 33))) -> np.ndarray:
+    """A finite, non-empty numeric array; floating point cast to the dtype JAX computes in (float32 unless x64
+    is enabled), refusing values that would overflow it."""
+    array = check_array(name, array, ndims, nonempty=True)
+    if np.issubdtype(array.dtype, np.floating) and compute_dtype(array.dtype) != array.dtype:
+        array = check_array(name, array, array.ndim, dtype=compute_dtype(array.dtype))
+    return array
 
 
 def _mean_loss(evaluate: Callable, params: Any, data: tuple[np.ndarray, ...], batch_size: int,

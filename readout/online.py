@@ -33,9 +33,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from reservoir.core import as_dtype
-from reservoir.validation import POSITIVE, POSITIVE_INT, UNIT_OPEN_LEFT, check_array, check_scalar
+from reservoir.core import DivergenceError, as_dtype, compute_dtype, raise_if_diverged
+from reservoir.validation import (
+    POSITIVE,
+    POSITIVE_INT,
+    UNIT_OPEN_LEFT,
+    check_array,
+    check_instance,
+    check_scalar,
+)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["weights", "inverse_correlation"], meta_fields=[])
@@ -84,7 +92,8 @@ def lms_fit(features: Any, targets: Any, *, step_size: float, initial_weights: A
             dtype: Any = jnp.float32) -> tuple[jax.Array, jax.Array]:
     """Run LMS over a sequence: features (T, F), targets (T, O) or (T,) -> (weights (F + 1, O), errors (T, O)).
 
-    Converges in the mean for 0 < μ < 2 / λ_max(E[x̃ x̃ᵀ]); ``initial_weights`` default to zero.
+    Converges in the mean for 0 < μ < 2 / λ_max(E[x̃ x̃ᵀ]); ``initial_weights`` default to zero.  A run that
+    diverges raises ``DivergenceError`` naming the first time step with a NaN/inf error (never silent NaNs).
     """
     step_size = check_scalar("step_size", step_size, POSITIVE)
     features, targets = _sequence("features", features, "targets", targets, as_dtype(dtype))
@@ -92,9 +101,12 @@ def lms_fit(features: Any, targets: Any, *, step_size: float, initial_weights: A
     if initial_weights is None:
         weights = jnp.zeros(shape, features.dtype)
     else:
-        weights = jnp.asarray(check_array("initial_weights", initial_weights, 2, dict(enumerate(shape))),
-                              features.dtype)
-    return _lms_scan(weights, features, targets, step_size)
+        weights = jnp.asarray(check_array("initial_weights", initial_weights, 2, dict(enumerate(shape)),
+                                          dtype=features.dtype))
+    weights, errors = _lms_scan(weights, features, targets, step_size)
+    _raise_if_diverged("LMS", weights, errors, f"lower step_size (= {step_size}): LMS converges for "
+                       "0 < step_size < 2 / λ_max(E[x̃ x̃ᵀ]), x̃ = [features, 1]")
+    return weights, errors
 
 
 def rls_fit(features: Any, targets: Any, *, forgetting: float = 1.0, delta: float = 1e-2,
@@ -102,26 +114,39 @@ def rls_fit(features: Any, targets: Any, *, forgetting: float = 1.0, delta: floa
     """Run RLS over a sequence: features (T, F), targets (T, O) or (T,) -> (final state, errors (T, O)).
 
     The fitted weights are ``state.weights`` (F + 1, O); pass the state back as ``initial_state`` to continue
-    on the next chunk of a stream (``delta`` is then unused).
+    on the next chunk of a stream (``delta`` is then unused).  A run that diverges raises ``DivergenceError``.
     """
     forgetting = check_scalar("forgetting", forgetting, UNIT_OPEN_LEFT)
     delta = check_scalar("delta", delta, POSITIVE)
     features, targets = _sequence("features", features, "targets", targets, as_dtype(dtype))
     if initial_state is None:
         initial_state = rls_init(features.shape[1], targets.shape[1], delta=delta, dtype=features.dtype)
-    elif not isinstance(initial_state, RLSState):
-        raise TypeError(f"initial_state must be an RLSState or None, got {type(initial_state).__name__}")
-    elif initial_state.weights.shape != (features.shape[1] + 1, targets.shape[1]):
-        raise ValueError(f"initial_state weights must have shape {(features.shape[1] + 1, targets.shape[1])}, "
-                         f"got {tuple(initial_state.weights.shape)}")
-    return _rls_scan(initial_state, features, targets, forgetting)
+    else:
+        check_instance("initial_state", initial_state, RLSState)
+        size = features.shape[1] + 1
+        initial_state = RLSState(
+            jnp.asarray(check_array("initial_state weights", initial_state.weights, 2,
+                                    {0: size, 1: targets.shape[1]}, dtype=features.dtype)),
+            jnp.asarray(check_array("initial_state inverse_correlation", initial_state.inverse_correlation, 2,
+                                    {0: size, 1: size}, dtype=features.dtype)))
+    state, errors = _rls_scan(initial_state, features, targets, forgetting)
+    _raise_if_diverged("RLS", state.weights, errors, f"raise forgetting (= {forgetting}) towards 1 or delta "
+                       f"(= {delta}), or rescale the features")
+    return state, errors
 
 
 def predict_online(weights: Any, features: Any) -> jax.Array:
     """Features (..., F) and weights (F + 1, O) from ``lms_fit``/``rls_fit`` -> outputs (..., O)."""
-    weights = check_array("weights", weights, 2)
-    features = check_array("features", features, (1, 2, 3), {-1: weights.shape[0] - 1})
-    return _augment(jnp.asarray(features, weights.dtype)) @ jnp.asarray(weights)
+    weights = check_array("weights", weights, 2, nonempty=True)
+    dtype = compute_dtype(weights.dtype)
+    weights = check_array("weights", weights, 2, dtype=dtype)
+    if weights.shape[0] < 2:
+        raise ValueError(f"weights must have F + 1 >= 2 rows (the intercept last), got shape {weights.shape}")
+    features = check_array("features", features, (1, 2, 3), dtype=dtype)
+    if features.shape[-1] != weights.shape[0] - 1:
+        raise ValueError(f"features (..., F) and weights (F + 1, O) disagree on F: got shapes {features.shape} "
+                         f"and {weights.shape}")
+    return _augment(jnp.asarray(features, dtype)) @ jnp.asarray(weights)
 
 
 @jax.jit
@@ -134,9 +159,16 @@ def _rls_scan(state, features, targets, forgetting):
     return jax.lax.scan(lambda s, xy: rls_step(s, *xy, forgetting), state, (features, targets))
 
 
+def _raise_if_diverged(method: str, weights: jax.Array, errors: jax.Array, advice: str) -> None:
+    """A scan whose a-priori errors or final weights are NaN/inf diverged: say when, and what to change."""
+    raise_if_diverged(errors, f"{method} a-priori errors", f"{method} diverged; {advice}")
+    if not np.all(np.isfinite(np.asarray(weights))):
+        raise DivergenceError(f"{method} weights became NaN/inf at the last step: {method} diverged; {advice}")
+
+
 def _sequence(name_x: str, features: Any, name_y: str, targets: Any, dtype) -> tuple[jax.Array, jax.Array]:
-    features = check_array(name_x, features, 2)
-    targets = check_array(name_y, targets, (1, 2))
+    features = check_array(name_x, features, 2, nonempty=True, dtype=dtype)
+    targets = check_array(name_y, targets, (1, 2), nonempty=True, dtype=dtype)
     if targets.ndim == 1:
         targets = targets[:, None]
     if len(features) != len(targets):

@@ -23,6 +23,8 @@ from reservoir.validation import (
     NON_NEGATIVE,
     POSITIVE_INT,
     check_array,
+    check_instance,
+    check_not_constant,
     check_same_length,
     check_scalar,
     check_washout,
@@ -75,8 +77,8 @@ def as_samples(name: str, value: Any, washout: int = 0) -> np.ndarray:
 
 def ridge_statistics(features: Any, targets: Any, washout: int = 0) -> RidgeStatistics:
     """Statistics of ``features`` (T, F) or (B, T, F) and ``targets`` (T, O) or (B, T, O), after washout."""
-    features = check_array("features", features, (2, 3))
-    targets = check_array("targets", targets, features.ndim)
+    features = check_array("features", features, (2, 3), nonempty=True)
+    targets = check_array("targets", targets, (2, 3), nonempty=True)
     check_same_length("features", features, "targets", targets)
     washout = check_washout(washout, features.shape[-2])
     X, Y = as_samples("features", features, washout), as_samples("targets", targets, washout)
@@ -90,7 +92,10 @@ def solve_ridge(stats: RidgeStatistics, alpha: float, fit_intercept: bool = True
     trusted (smallest pivot ratio below ~1e-7, i.e. condition number above ~1e14), an SVD least-squares
     solve (LAPACK gelsd) is used instead.
     """
+    check_instance("stats", stats, RidgeStatistics)
     alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
+    if stats.count < 1:
+        raise ValueError(f"stats must summarise at least one sample, got count = {stats.count}")
     if fit_intercept:
         mean_x, mean_y = stats.sum_x / stats.count, stats.sum_y / stats.count
         gram = stats.xtx - stats.count * np.outer(mean_x, mean_x)
@@ -131,9 +136,11 @@ class StreamingRidge:
 
     def update(self, features: Any, targets: Any, washout: int = 0) -> StreamingRidge:
         stats = ridge_statistics(features, targets, washout)
-        if self.statistics is not None and stats.n_features != self.statistics.n_features:
-            raise ValueError(f"features must have {self.statistics.n_features} columns like earlier chunks, "
-                             f"got {stats.n_features}")
+        if self.statistics is not None:
+            for name, new, old in (("features", stats.n_features, self.statistics.n_features),
+                                   ("targets", stats.sum_y.shape[0], self.statistics.sum_y.shape[0])):
+                if new != old:
+                    raise ValueError(f"{name} must have {old} columns like earlier chunks, got {new}")
         self.statistics = stats if self.statistics is None else self.statistics + stats
         return self
 
@@ -172,9 +179,14 @@ class Ridge:
 
     def score(self, features: Any, targets: Any) -> float:
         """Normalised mean squared error (lower is better), averaged over outputs; see experiments.metrics."""
-        targets = _as_2d_targets(targets)
+        if self.coef_ is None:
+            raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
+        features = check_array("features", features, (2, 3), {-1: self.coef_.shape[0]}, nonempty=True)
+        targets = check_array("targets", _as_2d_targets(targets), (2, 3), {-1: self.coef_.shape[1]})
+        check_same_length("features", features, "targets", targets)
         prediction = self.predict(features).reshape(-1, self.coef_.shape[1])
         targets = as_samples("targets", targets)
+        check_not_constant("targets", targets)
         return float(np.mean(np.mean((targets - prediction) ** 2, 0) / np.var(targets, 0)))
 
 
@@ -198,15 +210,19 @@ class RidgeCV(Ridge):
         super().__init__(self.alphas[0], fit_intercept)
 
     def fit(self, features: Any, targets: Any, washout: int = 0) -> RidgeCV:
-        targets = _as_2d_targets(targets)
-        features = check_array("features", features, (2, 3))
+        features = check_array("features", features, (2, 3), nonempty=True)
+        targets = check_array("targets", _as_2d_targets(targets), (2, 3), nonempty=True)
         check_same_length("features", features, "targets", targets)
         washout = check_washout(washout, features.shape[-2])
         X, Y = as_samples("features", features, washout), as_samples("targets", targets, washout)
         if len(X) < self.n_folds:
             raise ValueError(f"n_folds={self.n_folds} is more than the {len(X)} samples after washout")
-        folds = [ridge_statistics(x, y) for x, y in zip(np.array_split(X, self.n_folds),
-                                                        np.array_split(Y, self.n_folds), strict=True)]
+        folds = []
+        for index, (x, y) in enumerate(zip(np.array_split(X, self.n_folds), np.array_split(Y, self.n_folds),
+                                           strict=True)):
+            # A held-out NMSE is normalised by the fold's target variance.
+            check_not_constant("targets", y, f" within cross-validation fold {index} of {self.n_folds}")
+            folds.append(ridge_statistics(x, y))
         total = sum(folds[1:], folds[0])
         self.cv_scores_ = np.array([cross_validated_nmse(total, folds, a, self.fit_intercept)
                                     for a in self.alphas])
@@ -226,5 +242,5 @@ def cross_validated_nmse(total: RidgeStatistics, folds: Iterable[RidgeStatistics
 
 
 def _as_2d_targets(targets: Any) -> np.ndarray:
-    targets = np.asarray(targets) if not hasattr(targets, "ndim") else targets
+    targets = check_array("targets", targets, (1, 2, 3))
     return targets[:, None] if targets.ndim == 1 else targets

@@ -9,21 +9,23 @@ finite.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reservoir.validation import _is_tracer, check_array, check_same_length
+from reservoir.validation import _is_tracer, check_array, check_instance, check_same_length
 
 
+@runtime_checkable
 class Reservoir(Protocol):
     """What ``run`` needs from a parameter pytree."""
 
     n_units: int  # length of the state vector returned at every time step
     n_inputs: int
     n_feedback: int  # 0 when the model has no output feedback
+    dtype: Any  # of the states
 
     def sequence(self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None) -> jax.Array:
         """(T, D) inputs, (n_units,) state before the first step -> (T, n_units) states."""
@@ -70,7 +72,7 @@ def run(
     if teacher is not None:
         if params.n_feedback == 0:
             raise ValueError("teacher was given but this reservoir has no output feedback (n_feedback = 0)")
-        teacher = check_array("teacher", teacher, inputs.ndim, {-1: params.n_feedback})
+        teacher = check_array("teacher", teacher, inputs.ndim, {-1: params.n_feedback}, dtype=dtype)
         check_same_length("inputs", inputs, "teacher", teacher)
         teacher = jnp.asarray(teacher, dtype)
     elif params.n_feedback:
@@ -82,35 +84,48 @@ def run(
 
 
 def checked_inputs_and_state(params: Reservoir, inputs: Any, initial_state: Any) -> tuple[jax.Array, jax.Array]:
-    """Validate ``(T, D)``/``(B, T, D)`` inputs and the matching initial state (zeros when None); cast both
-    to the parameters' dtype."""
-    inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs})
+    """Validate the parameters, ``(T, D)``/``(B, T, D)`` inputs (at least one step and sequence) and the
+    matching initial state (zeros when None); cast both to the parameters' dtype."""
+    check_instance("params", params, Reservoir)
+    inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs}, nonempty=True, dtype=params.dtype)
     state_shape = (inputs.shape[0], params.n_units) if inputs.ndim == 3 else (params.n_units,)
     if initial_state is None:
         initial_state = jnp.zeros(state_shape, params.dtype)
     else:
-        initial_state = check_array("initial_state", initial_state, len(state_shape))
+        initial_state = check_array("initial_state", initial_state, len(state_shape), dtype=params.dtype)
         if tuple(initial_state.shape) != state_shape:
             raise ValueError(f"initial_state must have shape {state_shape}, got {tuple(initial_state.shape)}")
     return jnp.asarray(inputs, params.dtype), jnp.asarray(initial_state, params.dtype)
 
 
-def raise_if_diverged(states: Any, what: str = "states") -> None:
-    """Raise ``DivergenceError`` naming the first time step (and sequence) with a non-finite value."""
+def raise_if_diverged(
+    states: Any,
+    what: str = "states",
+    advice: str = "the reservoir diverged (lower the spectral radius / feedback gain or the input scaling)",
+) -> None:
+    """Raise ``DivergenceError`` naming the first time step (and sequence) with a non-finite value.
+
+    ``states`` is laid out ``(T, N)`` or ``(B, T, N)``; ``advice`` ends the message (what to change)."""
     finite = np.isfinite(np.asarray(states))
     if finite.all():
         return
     bad = np.argwhere(~finite)[0]
     where = f"time step {bad[-2]}" + (f" of sequence {bad[0]}" if finite.ndim == 3 else "")
-    raise DivergenceError(
-        f"{what} became NaN/inf at {where}: the reservoir diverged "
-        "(lower the spectral radius / feedback gain or the input scaling)"
-    )
+    raise DivergenceError(f"{what} became NaN/inf at {where}: {advice}")
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The floating dtype JAX computes an array of ``dtype`` in: float32 (integers and float64 included)
+    unless x64 is enabled."""
+    return jax.dtypes.canonicalize_dtype(np.result_type(dtype, np.float32))
 
 
 def as_dtype(dtype: Any) -> jnp.dtype:
     """float32 by default; float64 only when JAX has x64 enabled, otherwise say how to enable it."""
-    dtype = jnp.dtype(dtype)
+    try:
+        dtype = jnp.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (jnp.float32, jnp.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     if dtype == jnp.float64 and not jax.config.read("jax_enable_x64"):

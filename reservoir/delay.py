@@ -72,9 +72,9 @@ import numpy as np
 from reservoir.core import as_dtype
 from reservoir.validation import (
     NON_NEGATIVE,
-    NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
+    SEED,
     Interval,
     check_array,
     check_choice,
@@ -307,16 +307,16 @@ def delay_from_arrays(
         (20, True)
     """
     dtype = as_dtype(dtype)
-    mask = check_array("mask", mask, 2)
+    mask = check_array("mask", mask, 2, dtype=dtype)
     n_units = mask.shape[0]
     if n_units == 0 or mask.shape[1] == 0:
         raise ValueError(f"mask must have at least one virtual node and one input, got shape {mask.shape}")
     if bias_mask is None:
         bias_mask = np.zeros(n_units)
-    bias_mask = check_array("bias_mask", bias_mask, 1, {0: n_units})
+    bias_mask = check_array("bias_mask", bias_mask, 1, {0: n_units}, dtype=dtype)
     constants = _model_constants(model, n_units, input_gain=input_gain, feedback_gain=feedback_gain,
                                  phase=phase, node_separation=node_separation, exponent=exponent)
-    arrays = {name: jnp.asarray(constants.pop(name, 0.0), dtype)
+    arrays = {name: jnp.asarray(check_array(name, constants.pop(name, 0.0), 0, dtype=dtype))
               for name in ("input_gain", "feedback_gain", "phase")}
     return DelayParams(jnp.asarray(mask, dtype), jnp.asarray(bias_mask, dtype), **arrays, **constants)
 
@@ -372,7 +372,7 @@ def delay_reservoir(
     """
     n_units = check_scalar("n_units", n_units, POSITIVE_INT)
     n_inputs = check_scalar("n_inputs", n_inputs, POSITIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
+    seed = check_scalar("seed", seed, SEED)
     mask_kind = check_choice("mask", mask, MASKS)
     bias_mask_scaling = check_scalar("bias_mask_scaling", bias_mask_scaling, NON_NEGATIVE)
     rng = np.random.default_rng(seed)

@@ -27,9 +27,11 @@ from reservoir.validation import (
     NON_NEGATIVE_INT,
     POSITIVE,
     POSITIVE_INT,
+    SEED,
     UNIT_OPEN_LEFT,
     check_array,
     check_choice,
+    check_instance,
     check_scalar,
 )
 
@@ -112,14 +114,14 @@ def esn_from_arrays(W: Any, W_in: Any, bias: Any = None, leak_rate: float = 1.0,
     """Build an ESN from user-supplied matrices, used exactly as given (no rescaling)."""
     dtype = as_dtype(dtype)
     check_choice("activation", activation, tuple(ACTIVATIONS))
-    W = check_array("W", W, 2)
+    W = check_array("W", W, 2, nonempty=True, dtype=dtype)
     n = W.shape[0]
     if W.shape != (n, n):
         raise ValueError(f"W must be square (N, N), got shape {W.shape}")
-    W_in = check_array("W_in", W_in, 2, {0: n})
-    bias = np.zeros(n) if bias is None else check_array("bias", bias, 1, {0: n})
+    W_in = check_array("W_in", W_in, 2, {0: n}, nonempty=True, dtype=dtype)
+    bias = np.zeros(n) if bias is None else check_array("bias", bias, 1, {0: n}, dtype=dtype)
     if W_fb is not None:
-        W_fb = jnp.asarray(check_array("W_fb", W_fb, 2, {0: n}), dtype)
+        W_fb = jnp.asarray(check_array("W_fb", W_fb, 2, {0: n}, nonempty=True, dtype=dtype), dtype)
     leak_rate = check_scalar("leak_rate", leak_rate, UNIT_OPEN_LEFT)
     return ESNParams(jnp.asarray(W, dtype), jnp.asarray(W_in, dtype), jnp.asarray(bias, dtype),
                      jnp.asarray(leak_rate, dtype), W_fb, activation)
@@ -134,15 +136,23 @@ def spectral_radius(W: Any) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(W))))
 
 
+MAX_DRAWS = 100  # of a sparse recurrent matrix, before a density too low to give a usable one is reported
+
+
 def random_recurrent_matrix(n_units: int, spectral_radius_: float, density: float,
                             rng: np.random.Generator) -> np.ndarray:
     """Sparse random matrix, nonzeros ~ N(0, 1) at the given density, rescaled to the spectral radius."""
-    while True:
+    if round(density * n_units**2) < 1:  # scipy's count of nonzeros
+        raise ValueError(f"density must leave at least one nonzero recurrent weight among the n_units² = "
+                         f"{n_units**2} entries, got density = {density} (density · n_units² rounds to 0)")
+    for _ in range(MAX_DRAWS):
         W = scipy.sparse.random(n_units, n_units, density=density, random_state=rng,
                                 data_rvs=rng.standard_normal, format="csr")
         radius = spectral_radius(W)
         if radius > 0:  # an all-nilpotent draw (tiny N, tiny density) cannot be rescaled: redraw
             return (W * (spectral_radius_ / radius)).toarray()
+    raise ValueError(f"density = {density} is too low for n_units = {n_units}: {MAX_DRAWS} random recurrent "
+                     "matrices in a row had spectral radius 0 (no cycle to rescale); raise density")
 
 
 def random_orthogonal_matrix(n_units: int, spectral_radius_: float, rng: np.random.Generator) -> np.ndarray:
@@ -197,9 +207,13 @@ def esn(
     bias_scaling = check_scalar("bias_scaling", bias_scaling, NON_NEGATIVE)
     feedback_scaling = check_scalar("feedback_scaling", feedback_scaling, NON_NEGATIVE)
     n_feedback = check_scalar("n_feedback", n_feedback, NON_NEGATIVE_INT)
-    seed = check_scalar("seed", seed, NON_NEGATIVE_INT)
-    rng = np.random.default_rng(seed)
+    seed = check_scalar("seed", seed, SEED)
     check_choice("topology", topology, TOPOLOGIES)
+    # Checked again by esn_from_arrays; here too, so a bad argument is refused before the matrices are drawn.
+    check_scalar("leak_rate", leak_rate, UNIT_OPEN_LEFT)
+    check_choice("activation", activation, tuple(ACTIVATIONS))
+    as_dtype(dtype)
+    rng = np.random.default_rng(seed)
     if topology == "sparse":
         W = random_recurrent_matrix(n_units, radius, density, rng)
     else:
@@ -234,6 +248,7 @@ def simple_cycle_reservoir(
     r = check_scalar("cycle_weight", cycle_weight, POSITIVE)
     v = check_scalar("input_weight", input_weight, POSITIVE)
     bias_scaling = check_scalar("bias_scaling", bias_scaling, NON_NEGATIVE)
+    seed = check_scalar("seed", seed, SEED)
     W = np.roll(np.eye(n_units), 1, axis=0) * r
     signs = np.where(_pi_digits(n_units * n_inputs) < 5, -1.0, 1.0).reshape(n_units, n_inputs)
     bias = np.random.default_rng(seed).uniform(-1, 1, n_units) * bias_scaling
@@ -265,15 +280,21 @@ def generate(params: ESNParams, coef: Any, intercept: Any, initial_state: Any, l
     Returns:
         outputs ``(n_steps, O)`` (or ``(B, n_steps, O)``); output 0 is the prediction of step t0 + 1.
     """
+    check_instance("params", params, ESNParams)
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
     n_features = params.n_units + (params.n_inputs if readout_sees_input else 0)
-    coef = jnp.asarray(check_array("coef", coef, 2, {0: n_features}), params.dtype)
-    intercept = jnp.asarray(check_array("intercept", intercept, 1, {0: coef.shape[1]}), params.dtype)
+    coef = jnp.asarray(check_array("coef", coef, 2, {0: n_features}, dtype=params.dtype))
     if coef.shape[1] != params.n_inputs:
         raise ValueError(f"coef must have {params.n_inputs} outputs (they become the next inputs), "
                          f"got shape {tuple(coef.shape)}")
-    initial_state = check_array("initial_state", initial_state, (1, 2), {-1: params.n_units})
-    last_input = check_array("last_input", last_input, initial_state.ndim, {-1: params.n_inputs})
+    intercept = jnp.asarray(check_array("intercept", intercept, 1, {0: coef.shape[1]}, dtype=params.dtype))
+    initial_state = check_array("initial_state", initial_state, (1, 2), {-1: params.n_units}, nonempty=True,
+                                dtype=params.dtype)
+    last_input = check_array("last_input", last_input, initial_state.ndim, {-1: params.n_inputs},
+                             dtype=params.dtype)
+    if last_input.shape[:-1] != initial_state.shape[:-1]:
+        raise ValueError(f"last_input must have one row per initial state, {initial_state.shape[:-1]}, "
+                         f"got shape {last_input.shape}")
     run_one = jax.vmap(_generate, (None, None, None, 0, 0, None, None)) if initial_state.ndim == 2 else _generate
     return run_one(params, coef, intercept, jnp.asarray(initial_state, params.dtype),
                    jnp.asarray(last_input, params.dtype), n_steps, readout_sees_input)

@@ -54,7 +54,13 @@ import jax.numpy as jnp
 from reservoir.core import checked_inputs_and_state
 from reservoir.delay import DelayParams
 from reservoir.esn import ESNParams
-from reservoir.validation import POSITIVE_INT, check_choice, check_scalar, check_washout
+from reservoir.validation import (
+    POSITIVE_INT,
+    check_array,
+    check_choice,
+    check_scalar,
+    check_washout,
+)
 
 # The input side of each model, declared once: everything else in the pytree stays fixed.
 TRAINABLE_FIELDS: dict[type, tuple[str, ...]] = {
@@ -88,6 +94,9 @@ def split_trainable(
     if allowed is None:
         raise TypeError(f"params must be one of {[kind.__name__ for kind in TRAINABLE_FIELDS]}, "
                         f"got {type(params).__name__}")
+    if not isinstance(names, str | Sequence):
+        raise TypeError(f"names must be a field name or a sequence of them, one or more of {list(allowed)}; "
+                        f"got {names!r} of type {type(names).__name__}")
     names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     for name in names:
         if name not in allowed:
@@ -144,10 +153,12 @@ def run_states(
     ``checkpoint_every``, ``truncate_every`` and ``observe`` are static: under ``jax.jit`` close over them
     (``functools.partial``) or mark them ``static_argnames``.
     """
+    inputs, initial_state = checked_inputs_and_state(params, inputs, initial_state)
     if params.n_feedback:
         raise ValueError(f"run_states does not support output feedback: params has n_feedback = "
                          f"{params.n_feedback} (build the ESN without W_fb)")
-    inputs, initial_state = checked_inputs_and_state(params, inputs, initial_state)
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe must be a function state -> observation or None, got {observe!r}")
     segments = _segment_lengths(checkpoint_every, truncate_every)
     batched = inputs.ndim == 3
 
@@ -191,15 +202,25 @@ def bptt_loss(
     Returns:
         the scalar loss; ``jax.grad`` with respect to ``trainable`` and ``readout_params`` is BPTT.
     """
-    loss_fn = LOSSES[check_choice("loss", loss, tuple(LOSSES))] if isinstance(loss, str) else loss
-    predictions = run_states(combine(trainable), inputs, initial_state, checkpoint_every=checkpoint_every,
+    loss_fn = loss if callable(loss) else LOSSES[check_choice("loss", loss, tuple(LOSSES))]
+    if not callable(readout_apply):
+        raise TypeError(f"readout_apply must be a function (readout_params, state) -> prediction, "
+                        f"got {readout_apply!r}")
+    # Everything but the readout's output shape is checked before the run (run_states checks the rest).
+    params = combine(trainable)
+    inputs = check_array("inputs", inputs, (2, 3), dtype=params.dtype)
+    washout = check_washout(washout, inputs.shape[-2])
+    targets = check_array("targets", targets, tuple(range(inputs.ndim - 1, 33)), dtype=params.dtype)
+    if tuple(targets.shape[:inputs.ndim - 1]) != tuple(inputs.shape[:-1]):
+        raise ValueError(f"targets must have the batch and time lengths of inputs {tuple(inputs.shape[:-1])}, "
+                         f"got shape {tuple(targets.shape)}")
+    predictions = run_states(params, inputs, initial_state, checkpoint_every=checkpoint_every,
                              truncate_every=truncate_every,
                              observe=lambda state: readout_apply(readout_params, state))
     targets = jnp.asarray(targets, predictions.dtype)
     if targets.shape != predictions.shape:
         raise ValueError(f"targets must have the readout's output shape {tuple(predictions.shape)}, "
                          f"got {tuple(targets.shape)}")
-    washout = check_washout(washout, predictions.shape[-2])
     return loss_fn(predictions[..., washout:, :], targets[..., washout:, :])
 
 
