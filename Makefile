@@ -12,7 +12,7 @@ $(BIN)/python:
 # Reinstall when the package metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,compare]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare,distributed]"
 	touch $(STAMP)
 
 demo: $(STAMP)

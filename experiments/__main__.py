@@ -1,4 +1,10 @@
-"""Command line: ``python -m experiments {--list | run NAME | NAME | plot DIR}``."""
+"""Command line: ``python -m experiments {--list | run NAME | NAME | plot DIR}``.
+
+``run NAME [--quick] [--seeds K] [--out DIR] [--scheduler {inprocess|local:K|tcp://HOST:PORT}] [--fresh]``:
+a run killed part-way resumes when started again with the same options (finished units are skipped); a run
+with other options in the same ``--out`` is refused unless ``--fresh`` (which keeps the old one in
+``previous-<time>/``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,21 @@ import sys
 from pathlib import Path
 
 from experiments import EXPERIMENTS
+from experiments.results import RunConflict
+from experiments.sweep import parse_scheduler
 
 
 def _module(name: str):
     return importlib.import_module(EXPERIMENTS[name])
+
+
+def _scheduler(text: str) -> str | None:
+    """argparse type: the scheduler string, checked before any work starts."""
+    try:
+        parse_scheduler(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="a small version that finishes in about a minute")
     run.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the experiment's)")
     run.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results)")
+    run.add_argument("--scheduler", type=_scheduler, default=None, metavar="{inprocess|local:K|tcp://HOST:PORT}",
+                     help="where the units run: this process (default), K local Dask worker processes, or an "
+                          "existing Dask scheduler (needs: pip install -e .[distributed])")
+    run.add_argument("--fresh", action="store_true",
+                     help="start over: move an earlier run in DIR/NAME to previous-<time>/ instead of resuming it")
     plot = commands.add_parser("plot", help="redraw the figures of a finished run from its results.csv")
     plot.add_argument("directory", type=Path, help="DIR/NAME of a finished run (or DIR holding one run)")
     args = parser.parse_args(argv)
@@ -39,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.seeds is not None and args.seeds < 1:
             parser.error(f"--seeds must be a positive integer, got {args.seeds}")
-        directory = _module(args.name).run_experiment(out=args.out, quick=args.quick, seeds=args.seeds)
+        try:
+            directory = _module(args.name).run_experiment(out=args.out, quick=args.quick, seeds=args.seeds,
+                                                          scheduler=args.scheduler, fresh=args.fresh)
+        except RunConflict as exc:
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            return 2
         print(f"results in {directory}")
         return 0
     directory = args.directory

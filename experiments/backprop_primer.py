@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.results import prepare_directory, pyplot, read_rows, save_figure, write_config, write_rows
+from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
+from experiments.sweep import require_inprocess, run_sweep
 
 DESCRIPTION = "backprop by hand (2-3-1 network) vs jax.grad, SGD training, and the cost of exhaustive search"
 COLUMNS = ("task", "method", "metric", "value")
@@ -107,43 +108,58 @@ def human(seconds: float) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
-def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None) -> Path:
+def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
+                   scheduler: str | None = None, fresh: bool = False) -> Path:
+    """Gradient check and SGD per seed, then the cost measurements; units run in this process (timings)."""
+    require_inprocess(scheduler, "backprop_primer", "it times gradients, which must run in this process")
     jax.config.update("jax_enable_x64", True)
     n_seeds = seeds or (1 if quick else 3)
     n_epochs = 600 if quick else 2000
-    directory = prepare_directory(out, "backprop_primer")
-    write_config(directory, {"experiment": "backprop_primer", "seeds": list(range(n_seeds)), "n_epochs": n_epochs,
-                             "learning_rate": 2.0, "batch_size": 16, "layer_sizes": LAYER_SIZES})
-    rows = []
+    directory = open_run(out, "backprop_primer",
+                         {"experiment": "backprop_primer", "seeds": list(range(n_seeds)), "n_epochs": n_epochs,
+                          "learning_rate": 2.0, "batch_size": 16, "layer_sizes": LAYER_SIZES}, fresh=fresh)
+    units = [dict(part="seed", seed=seed, n_epochs=n_epochs) for seed in range(n_seeds)] + [dict(part="cost")]
+    results = run_sweep(run_unit, units, directory, desc="backprop primer")
+    rows = [row for unit_rows in results for row in unit_rows]
+    write_rows(directory / "results.csv", rows, COLUMNS)
+    print(summary(rows))
+    plot(directory)
+    return directory
+
+
+def run_unit(unit: dict) -> list[dict]:
+    """One seed's gradient check and SGD training, or (``part == "cost"``) the timing rows."""
     x, y = task_data(200, seed=0)
-    for seed in range(n_seeds):
-        params = init_params(seed)
-        # 1. The hand-written gradient against jax.grad and against central finite differences.
-        cost, grads = backprop(params, x, y)
-        reference = jax.grad(jax_cost)([(jnp.asarray(W), jnp.asarray(b)) for W, b in params], x, y)
-        mine, theirs = np.concatenate([g.ravel() for pair in grads for g in pair]), \
-            np.concatenate([np.asarray(g).ravel() for pair in reference for g in pair])
-        rows.append(dict(task="primer", method="hand_vs_jax_grad", seed=seed, metric="max_relative_error",
-                         value=float(np.max(np.abs(mine - theirs)) / np.max(np.abs(theirs)))))
-        # 2. Training by mini-batch SGD.
-        _, history = sgd(params, x, y, learning_rate=2.0, batch_size=16, n_epochs=n_epochs, seed=seed)
-        rows += [dict(task="primer", method="sgd", seed=seed, metric="loss", epoch=e + 1, value=v)
-                 for e, v in enumerate(history)]
-    # 3. Cost: one measured backprop gradient vs one forward pass, and exhaustive search for P weights.
+    if unit["part"] == "cost":
+        return cost_rows(x, y)
+    seed, rows = unit["seed"], []
+    params = init_params(seed)
+    # 1. The hand-written gradient against jax.grad (and, in the tests, central finite differences).
+    _, grads = backprop(params, x, y)
+    reference = jax.grad(jax_cost)([(jnp.asarray(W), jnp.asarray(b)) for W, b in params], x, y)
+    mine, theirs = np.concatenate([g.ravel() for pair in grads for g in pair]), \
+        np.concatenate([np.asarray(g).ravel() for pair in reference for g in pair])
+    rows.append(dict(task="primer", method="hand_vs_jax_grad", seed=seed, metric="max_relative_error",
+                     value=float(np.max(np.abs(mine - theirs)) / np.max(np.abs(theirs)))))
+    # 2. Training by mini-batch SGD.
+    _, history = sgd(params, x, y, learning_rate=2.0, batch_size=16, n_epochs=unit["n_epochs"], seed=seed)
+    rows += [dict(task="primer", method="sgd", seed=seed, metric="loss", epoch=e + 1, value=v)
+             for e, v in enumerate(history)]
+    return rows
+
+
+def cost_rows(x: np.ndarray, y: np.ndarray) -> list[dict]:
+    """One measured backprop gradient vs one forward pass, and exhaustive search for P weights."""
     params = init_params(0)
     forward = _median_seconds(lambda: jax_cost_numpy(params, x, y))
     gradient = _median_seconds(lambda: backprop(params, x, y))
     n_weights = sum(W.size + b.size for W, b in params)
     cost = dict(task="cost", n_weights=n_weights)
-    rows += [dict(cost, method="backprop", metric="seconds_per_gradient", value=gradient),
-             dict(cost, method="forward", metric="seconds_per_evaluation", value=forward),
-             dict(cost, method="one_weight_at_a_time", metric="evaluations_per_gradient", value=2 * n_weights)]
-    rows += [dict(task="cost", method="exhaustive_search", metric="seconds_at_1e9_per_s", value=search_seconds(p),
-                  n_weights=p) for p in range(1, n_weights + 1)]
-    write_rows(directory / "results.csv", rows, COLUMNS)
-    print(summary(rows))
-    plot(directory)
-    return directory
+    rows = [dict(cost, method="backprop", metric="seconds_per_gradient", value=gradient),
+            dict(cost, method="forward", metric="seconds_per_evaluation", value=forward),
+            dict(cost, method="one_weight_at_a_time", metric="evaluations_per_gradient", value=2 * n_weights)]
+    return rows + [dict(task="cost", method="exhaustive_search", metric="seconds_at_1e9_per_s",
+                        value=search_seconds(p), n_weights=p) for p in range(1, n_weights + 1)]
 
 
 def jax_cost_numpy(params, x, y) -> float:

@@ -12,24 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from experiments import metrics, tasks
-from experiments.results import (
-    atomic_write_text,
-    prepare_directory,
-    pyplot,
-    read_rows,
-    save_figure,
-    write_config,
-    write_rows,
-)
+from experiments.results import atomic_write_text, open_run, pyplot, read_rows, save_figure, write_rows
 from experiments.search import grid_search, ridge_validation_score
+from experiments.sweep import run_sweep
 from readout import Ridge, with_inputs
 from reservoir import delay_reservoir, diagnostics, esn, generate, run, simple_cycle_reservoir
 
@@ -84,6 +77,11 @@ MACKEY_GLASS_GRID = {"spectral_radius": [0.95, 1.0], "leak_rate": [0.2, 0.3, 0.5
 MACKEY_GLASS_QUICK_GRID = {"spectral_radius": [0.95], "leak_rate": [0.5], "bias_scaling": [0.5], "alpha": [1e-10]}
 
 
+# Each task runs as two sweeps (``experiments.sweep``): one *search* unit per configuration (task × model × size:
+# hyperparameters chosen on seed 0's training data), then one *seed* unit per configuration × seed with the
+# chosen hyperparameters.  Unit functions are module level so Dask workers can import them.
+
+
 def fit_predict(params, u_train, y_train, u_test, washout: int, alpha: float) -> np.ndarray:
     """Ridge readout on [x(t), u(t)] fitted after washout; test states continue from the training run."""
     states = run(params, np.concatenate([u_train, u_test]))
@@ -93,151 +91,187 @@ def fit_predict(params, u_train, y_train, u_test, washout: int, alpha: float) ->
     return readout.predict(features[n_train:])
 
 
-def regression_task(task: str, model: str, n_units: int, data: Callable[[int], tuple], seeds: list[int],
-                    grid: dict, washout: int, n_validation: int, score: Callable, selected: dict) -> list[dict]:
-    """Search on seed 0's training data, then train/test every seed; rows of ``score(y_test, prediction)``."""
-    u_train, y_train, _, _ = data(0)
-    search = grid_search(
-        lambda **hyper: ridge_validation_score(build(model, n_units, 0, **hyper), u_train, y_train,
-                                               washout=washout, n_validation=n_validation, alphas=ALPHAS),
-        grid, progress=f"{task} {model} N={n_units}: search")
-    selected[f"{task}/{model}/{n_units}"] = {**search.config, "alpha": search.alpha,
-                                             "validation_nmse": search.score}
-    rows = []
-    for seed in seeds:
-        u_train, y_train, u_test, y_test = data(seed)
-        prediction = fit_predict(build(model, n_units, seed, **search.config), u_train, y_train, u_test,
-                                 washout, search.alpha)
-        for metric, value in score(y_test, prediction).items():
-            rows.append(dict(task=task, model=model, n_units=n_units, seed=seed, metric=metric, value=value))
-    return rows
-
-
 def narma10_data(seed: int):
     u, y = tasks.narma10(6200, seed=seed)
     return u[:4200], y[:4200], u[4200:], y[4200:]
+
+
+def santa_fe_data(seed: int):
+    """The one laser record: the same split for every seed (only the reservoir changes)."""
+    split = tasks.santa_fe_one_step()
+    return split.train_inputs, split.train_targets, split.test_inputs, split.test_targets
+
+
+def channel_equalisation_data(seed: int, snr_db: int, quick: bool):
+    n_train, n_test = 10_000, (20_000 if quick else 200_000)
+    u, d = tasks.channel_equalisation(n_train + n_test, snr_db=snr_db, seed=seed)
+    return u[:n_train], d[:n_train], u[n_train:], d[n_train:]
 
 
 def nmse_score(y_test, prediction) -> dict[str, float]:
     return {"nmse": metrics.nmse(y_test, prediction)}
 
 
-def narma10(quick: bool, seeds: list[int], selected: dict) -> list[dict]:
-    grids = QUICK_GRIDS if quick else GRIDS
+def ser_score(y_test, prediction) -> dict[str, float]:
+    return {"ser": metrics.symbol_error_rate(y_test, prediction)}
+
+
+def regression_spec(unit: dict[str, Any]) -> tuple[Callable[[int], tuple], dict, int, int, Callable]:
+    """(data(seed), search grid, washout, n_validation, score) of a regression unit's task."""
+    grids = QUICK_GRIDS if unit["quick"] else GRIDS
+    task = unit["task"]
+    if task == "narma10":
+        return narma10_data, grids[unit["model"]], 200, 1000, nmse_score
+    if task == "santa_fe":
+        return (santa_fe_data, dict(grids["esn"], input_scaling=[0.1, 0.3, 1.0]),
+                tasks.santa_fe_one_step().washout, 1000, nmse_score)
+    if task.startswith("channel_equalisation@"):
+        data = partial(channel_equalisation_data, snr_db=unit["snr_db"], quick=unit["quick"])
+        grid = QUICK_GRIDS["esn"] if unit["quick"] else dict(GRIDS["esn"], bias_scaling=[0.3, 1.0])
+        return data, grid, 100, 2000, ser_score
+    raise ValueError(f"unit['task'] must be narma10, santa_fe or channel_equalisation@<snr>dB, got {task!r}")
+
+
+def search_unit(unit: dict[str, Any]) -> list[dict]:
+    """Search on seed 0's training data: one row ``{key, selected}`` (the hyperparameters and alpha chosen)."""
+    jax.config.update("jax_enable_x64", True)
+    task, model, n_units = unit["task"], unit["model"], unit["n_units"]
+    key = f"{task}/{model}/{n_units}"
+    if task == "mackey_glass":
+        n_trials = mackey_glass_trials(unit["quick"])
+        grid = MACKEY_GLASS_QUICK_GRID if unit["quick"] else MACKEY_GLASS_GRID
+        search = grid_search(
+            lambda alpha, **hyper: (mackey_glass_nrmse84(0, True, n_trials, alpha, **hyper), alpha), grid)
+        return [dict(key=key, selected={**search.config, "validation_nrmse84": search.score})]
+    data, grid, washout, n_validation, _ = regression_spec(unit)
+    u_train, y_train, _, _ = data(0)
+    search = grid_search(
+        lambda **hyper: ridge_validation_score(build(model, n_units, 0, **hyper), u_train, y_train,
+                                               washout=washout, n_validation=n_validation, alphas=ALPHAS),
+        grid)
+    return [dict(key=key, selected={**search.config, "alpha": search.alpha, "validation_nmse": search.score})]
+
+
+def seed_unit(unit: dict[str, Any]) -> list[dict]:
+    """Train and test one configuration on one seed (fresh reservoir, fresh data): its result rows."""
+    jax.config.update("jax_enable_x64", True)
+    task, model, n_units, seed = unit["task"], unit["model"], unit["n_units"], unit["seed"]
+    base = dict(task=task, model=model, n_units=n_units, seed=seed)
+    if task == "memory_capacity":
+        return memory_capacity_rows(build(model, n_units, seed, **unit["hyper"]), seed, base)
+    hyper = dict(unit["hyper"])
+    alpha = hyper.pop("alpha")
+    if task == "mackey_glass":
+        value = mackey_glass_nrmse84(seed, False, mackey_glass_trials(unit["quick"]), alpha, **hyper)
+        return [dict(base, metric="nrmse84", value=value)]
+    data, _, washout, _, score = regression_spec(unit)
+    u_train, y_train, u_test, y_test = data(seed)
+    prediction = fit_predict(build(model, n_units, seed, **hyper), u_train, y_train, u_test, washout, alpha)
+    extra = {"snr_db": unit["snr_db"]} if "snr_db" in unit else {}
+    return [dict(base, metric=metric, value=value, **extra) for metric, value in score(y_test, prediction).items()]
+
+
+def memory_capacity_rows(params, seed: int, base: dict) -> list[dict]:
+    """Linear reservoir: total MC and the held-out r² of each delay k = 1..2N."""
+    total, per_delay = diagnostics.memory_capacity(params, seed=seed)
+    return [dict(base, metric="memory_capacity", value=total),
+            *[dict(base, metric="r2", value=r2, delay=k + 1) for k, r2 in enumerate(per_delay)]]
+
+
+# Linear reservoirs (identity activation), N = 50, for the memory capacity.
+MEMORY_CAPACITY_MODELS = {"cycle_linear": dict(cycle_weight=0.95, input_weight=1.0),
+                          "esn_linear": dict(spectral_radius=0.95),
+                          "esn_linear_sparse": dict(spectral_radius=0.95, density=1.0)}
+MACKEY_GLASS = dict(n_units=400, n_free=84, warm=1000)
+
+
+def mackey_glass_trials(quick: bool) -> int:
+    return 5 if quick else 20
+
+
+def mackey_glass_nrmse84(seed: int, validation: bool, n_trials: int, alpha: float, **hyper) -> float:
+    """Jaeger's NRMSE84 protocol (GMD Report 148): the network sees s = tanh(x − 1), is trained by
+    teacher forcing for one-step prediction on 3000 steps (first 1000 discarded), then ``n_trials`` trials of
+    1000 teacher-forced steps followed by 84 free-running steps; error at step 84 in the original coordinates."""
+    n_units, n_free, warm = MACKEY_GLASS["n_units"], MACKEY_GLASS["n_free"], MACKEY_GLASS["warm"]
+    x = tasks.mackey_glass(3000 + 2 * n_trials * (warm + n_free), seed=seed)
+    s = np.tanh(x - 1)
+    params = build("esn", n_units, seed, input_scaling=1.0, **hyper)
+    states = run(params, s[:3000])
+    readout = Ridge(alpha).fit(with_inputs(states[:-1], s[:2999]), s[1:3000], washout=warm)
+    # Validation trials come right after the training data; test trials after those.
+    first = 3000 + (0 if validation else n_trials * (warm + n_free))
+    starts = first + np.arange(n_trials) * (warm + n_free)
+    driven = np.stack([s[t:t + warm] for t in starts])
+    final_states = run(params, driven)[:, -1]
+    outputs = generate(params, readout.coef_, readout.intercept_, final_states, driven[:, -1], n_free)
+    truth = np.stack([x[t + warm:t + warm + n_free] for t in starts])
+    predicted = np.arctanh(np.clip(np.asarray(outputs), -1 + 1e-12, 1 - 1e-12)) + 1
+    return metrics.nrmse84(truth, predicted, signal_variance=float(np.var(x)))
+
+
+def search_units(quick: bool) -> list[dict]:
+    """Every configuration with a hyperparameter search, in the order of the results table."""
     sizes = [("esn", n) for n in ([50, 200] if quick else [50, 200, 400])] + [("delay_sine", 50)]
-    rows = []
-    for model, n_units in sizes:
-        rows += regression_task("narma10", model, n_units, narma10_data, seeds, grids[model], washout=200,
-                                n_validation=1000, score=nmse_score, selected=selected)
-    return rows
+    snrs = [12, 20, 28] if quick else [12, 16, 20, 24, 28, 32]
+    return ([dict(task="narma10", model=model, n_units=n, quick=quick) for model, n in sizes]
+            + [dict(task="santa_fe", model="esn", n_units=200, quick=quick)]
+            + [dict(task=f"channel_equalisation@{snr}dB", snr_db=snr, model="esn", n_units=50, quick=quick)
+               for snr in snrs]
+            + [dict(task="mackey_glass", model="esn", n_units=MACKEY_GLASS["n_units"], quick=quick)])
 
 
-def santa_fe(quick: bool, seeds: list[int], selected: dict, directory: Path) -> list[dict]:
+def seed_units(searched: list[dict], selected: dict, seeds: list[int], quick: bool) -> list[dict]:
+    """Configuration × seed, with the selected hyperparameters; memory capacity after NARMA10 (fixed ones)."""
+    def with_seeds(unit: dict, hyper: dict) -> list[dict]:
+        return [dict(unit, seed=seed, hyper=hyper) for seed in seeds]
+
+    def chosen(unit: dict) -> dict:
+        found = selected[f"{unit['task']}/{unit['model']}/{unit['n_units']}"]
+        return {k: v for k, v in found.items() if not k.startswith("validation_")}
+
+    narma = [u for u in searched if u["task"] == "narma10"]
+    others = [u for u in searched if u["task"] != "narma10"]
+    memory = [dict(task="memory_capacity", model=model, n_units=50, quick=quick)
+              for model in MEMORY_CAPACITY_MODELS]
+    return ([s for u in narma for s in with_seeds(u, chosen(u))]
+            + [s for u in memory for s in with_seeds(u, MEMORY_CAPACITY_MODELS[u["model"]])]
+            + [s for u in others for s in with_seeds(u, chosen(u))])
+
+
+def santa_fe_trace(selected: dict, seed: int) -> list[dict]:
+    """One prediction trace for the figure, in the laser's own units."""
     split = tasks.santa_fe_one_step()
-    data = lambda seed: (split.train_inputs, split.train_targets, split.test_inputs, split.test_targets)
-    grid = dict(QUICK_GRIDS["esn"] if quick else GRIDS["esn"], input_scaling=[0.1, 0.3, 1.0])
-    rows = regression_task("santa_fe", "esn", 200, data, seeds, grid, washout=split.washout,
-                           n_validation=1000, score=nmse_score, selected=selected)
-    # One prediction trace for the figure (seed 0), in the laser's own units.
     config = selected["santa_fe/esn/200"]
     hyper = {k: v for k, v in config.items() if k not in ("alpha", "validation_nmse")}
-    prediction = fit_predict(build("esn", 200, seeds[0], **hyper), split.train_inputs, split.train_targets,
+    prediction = fit_predict(build("esn", 200, seed, **hyper), split.train_inputs, split.train_targets,
                              split.test_inputs, split.washout, config["alpha"])
-    trace = [dict(step=t, target=split.test_targets[t, 0] * split.std + split.mean,
-                  prediction=prediction[t, 0] * split.std + split.mean) for t in range(len(prediction))]
-    write_rows(directory / "santa_fe_trace.csv", trace)
-    return rows
+    return [dict(step=t, target=split.test_targets[t, 0] * split.std + split.mean,
+                 prediction=prediction[t, 0] * split.std + split.mean) for t in range(len(prediction))]
 
 
-def channel_equalisation(quick: bool, seeds: list[int], selected: dict) -> list[dict]:
-    n_train, n_test = 10_000, (20_000 if quick else 200_000)
-    snrs = [12, 20, 28] if quick else [12, 16, 20, 24, 28, 32]
-    rows = []
-    for snr in tqdm(snrs, desc="channel equalisation: SNR", leave=False):
-        def data(seed, snr=snr):
-            u, d = tasks.channel_equalisation(n_train + n_test, snr_db=snr, seed=seed)
-            return u[:n_train], d[:n_train], u[n_train:], d[n_train:]
-
-        grid = QUICK_GRIDS["esn"] if quick else dict(GRIDS["esn"], bias_scaling=[0.3, 1.0])
-        found = regression_task(f"channel_equalisation@{snr}dB", "esn", 50, data, seeds, grid, washout=100,
-                                n_validation=2000,
-                                score=lambda d, p: {"ser": metrics.symbol_error_rate(d, p)}, selected=selected)
-        rows += [dict(row, snr_db=snr) for row in found]
-    return rows
-
-
-def memory_capacity(quick: bool, seeds: list[int]) -> list[dict]:
-    """Linear reservoirs (identity activation), N = 50, one readout per delay k = 1..2N, held-out r²."""
-    n_units = 50
-    models = {"cycle_linear": dict(cycle_weight=0.95, input_weight=1.0),
-              "esn_linear": dict(spectral_radius=0.95),
-              "esn_linear_sparse": dict(spectral_radius=0.95, density=1.0)}
-    rows = []
-    for model, hyper in models.items():
-        for seed in seeds:
-            total, per_delay = diagnostics.memory_capacity(build(model, n_units, seed, **hyper), seed=seed)
-            base = dict(task="memory_capacity", model=model, n_units=n_units, seed=seed)
-            rows.append(dict(base, metric="memory_capacity", value=total))
-            rows += [dict(base, metric="r2", value=r2, delay=k + 1) for k, r2 in enumerate(per_delay)]
-    return rows
-
-
-def mackey_glass(quick: bool, seeds: list[int], selected: dict) -> list[dict]:
-    """Jaeger's NRMSE84 protocol (GMD Report 148): the network sees s = tanh(x − 1), is trained by
-    teacher forcing for one-step prediction on 3000 steps (first 1000 discarded), then 20 trials of 1000
-    teacher-forced steps followed by 84 free-running steps; error at step 84 in the original coordinates."""
-    n_units, n_trials, n_free, warm = 400, (5 if quick else 20), 84, 1000
-    grid = MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID
-
-    def nrmse84(seed: int, validation: bool, alpha: float, **hyper) -> float:
-        x = tasks.mackey_glass(3000 + 2 * n_trials * (warm + n_free), seed=seed)
-        s = np.tanh(x - 1)
-        params = build("esn", n_units, seed, input_scaling=1.0, **hyper)
-        states = run(params, s[:3000])
-        readout = Ridge(alpha).fit(with_inputs(states[:-1], s[:2999]), s[1:3000], washout=warm)
-        # Validation trials come right after the training data; test trials after those.
-        first = 3000 + (0 if validation else n_trials * (warm + n_free))
-        starts = first + np.arange(n_trials) * (warm + n_free)
-        driven = np.stack([s[t:t + warm] for t in starts])
-        final_states = run(params, driven)[:, -1]
-        outputs = generate(params, readout.coef_, readout.intercept_, final_states, driven[:, -1], n_free)
-        truth = np.stack([x[t + warm:t + warm + n_free] for t in starts])
-        predicted = np.arctanh(np.clip(np.asarray(outputs), -1 + 1e-12, 1 - 1e-12)) + 1
-        return metrics.nrmse84(truth, predicted, signal_variance=float(np.var(x)))
-
-    search = grid_search(lambda alpha, **hyper: (nrmse84(0, True, alpha, **hyper), alpha), grid,
-                         progress="mackey_glass esn N=400: search")
-    selected["mackey_glass/esn/400"] = {**search.config, "validation_nrmse84": search.score}
-    return [dict(task="mackey_glass", model="esn", n_units=n_units, seed=seed, metric="nrmse84",
-                 value=nrmse84(seed, False, **search.config)) for seed in seeds]
-
-
-def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None) -> Path:
+def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
+                   scheduler: str | None = None, fresh: bool = False) -> Path:
     jax.config.update("jax_enable_x64", True)
     n_seeds = seeds or (2 if quick else 3)
     seed_list = list(range(n_seeds))
-    directory = prepare_directory(out, "benchmarks")
-    write_config(directory, {"experiment": "benchmarks", "quick": quick, "seeds": seed_list,
-                             "grids": QUICK_GRIDS if quick else GRIDS, "alphas": ALPHAS,
-                             "mackey_glass_grid": MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID})
-    selected: dict[str, Any] = {}
-    rows: list[dict] = []
-    parts = [("NARMA10", lambda: narma10(quick, seed_list, selected)),
-             ("memory capacity", lambda: memory_capacity(quick, seed_list)),
-             ("Santa Fe", lambda: santa_fe(quick, seed_list, selected, directory)),
-             ("channel equalisation", lambda: channel_equalisation(quick, seed_list, selected)),
-             ("Mackey-Glass", lambda: mackey_glass(quick, seed_list, selected))]
-    for name, part in tqdm(parts, desc="benchmarks"):
-        tqdm.write(f"running {name}")
-        rows += part()
-        # Written after every part, so a crash keeps what finished.
-        write_rows(directory / "results.csv", rows, COLUMNS)
-        atomic_write_text(directory / "selected.json", json.dumps(selected, indent=2) + "\n")
+    directory = open_run(out, "benchmarks",
+                         {"experiment": "benchmarks", "quick": quick, "seeds": seed_list,
+                          "grids": QUICK_GRIDS if quick else GRIDS, "alphas": ALPHAS,
+                          "mackey_glass_grid": MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID},
+                         fresh=fresh)
+    searched = search_units(quick)
+    found = run_sweep(search_unit, searched, directory / "search", scheduler=scheduler, desc="benchmarks: search")
+    selected = {row["key"]: row["selected"] for rows in found for row in rows}
+    atomic_write_text(directory / "selected.json", json.dumps(selected, indent=2) + "\n")
+    results = run_sweep(seed_unit, seed_units(searched, selected, seed_list, quick), directory / "seeds",
+                        scheduler=scheduler, desc="benchmarks: seeds")
+    rows = [row for unit_rows in results for row in unit_rows]
+    write_rows(directory / "results.csv", rows, COLUMNS)
+    write_rows(directory / "santa_fe_trace.csv", santa_fe_trace(selected, seed_list[0]))
     print(summary_table(rows))
     plot(directory)
     return directory
-
-
 
 
 def summary_table(rows: list[dict]) -> str:

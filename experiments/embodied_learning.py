@@ -25,11 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from experiments import metrics, tasks
-from experiments.results import prepare_directory, pyplot, read_rows, save_figure, write_config, write_rows
+from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
 from experiments.search import grid_search, ridge_validation_score
+from experiments.sweep import run_sweep
 from readout import Ridge, RidgeCV, apply_readout, fit_readout, one_hot, pool_states, train
 from reservoir import bptt_loss, delay_reservoir, run, run_states, split_trainable
 
@@ -174,17 +174,31 @@ def digits(seed: int, quick: bool) -> list[dict]:
               for e, v in enumerate(result.history["validation"])]]
 
 
-def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None) -> Path:
+def run_unit(unit: dict[str, Any]) -> list[dict]:
+    """One task × seed (a sweep unit, run in this process or on a Dask worker).
+
+    ``unit["x64"]`` carries the caller's JAX precision, so a worker process computes what this one would.
+    """
+    jax.config.update("jax_enable_x64", unit["x64"])
+    if unit["task"] == "digits":
+        return digits(unit["seed"], unit["quick"])
+    return regression(unit["task"], unit["seed"], unit["quick"])
+
+
+def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
+                   scheduler: str | None = None, fresh: bool = False) -> Path:
     seed_list = list(range(seeds or (1 if quick else 3)))
-    directory = prepare_directory(out, "embodied_learning")
-    write_config(directory, {"experiment": "embodied_learning", "quick": quick, "seeds": seed_list,
-                             "n_units": N_UNITS, "trained": TRAINED, "gain_grid": GAIN_GRID, "alphas": ALPHAS,
-                             "sequence_training": SEQUENCE_TRAINING, "digits_training": DIGITS_TRAINING})
-    rows: list[dict[str, Any]] = []
-    units = [(task, seed) for task in ("narma10", "variable_delay", "digits") for seed in seed_list]
-    for task, seed in tqdm(units, desc="embodied learning"):
-        rows += digits(seed, quick) if task == "digits" else regression(task, seed, quick)
-        write_rows(directory / "results.csv", rows, COLUMNS)  # after every unit: a crash keeps what finished
+    x64 = bool(jax.config.read("jax_enable_x64"))
+    directory = open_run(out, "embodied_learning",
+                         {"experiment": "embodied_learning", "quick": quick, "seeds": seed_list, "x64": x64,
+                          "n_units": N_UNITS, "trained": TRAINED, "gain_grid": GAIN_GRID, "alphas": ALPHAS,
+                          "sequence_training": SEQUENCE_TRAINING, "digits_training": DIGITS_TRAINING},
+                         fresh=fresh)
+    units = [dict(task=task, seed=seed, quick=quick, x64=x64)
+             for task in ("narma10", "variable_delay", "digits") for seed in seed_list]
+    results = run_sweep(run_unit, units, directory, scheduler=scheduler, desc="embodied learning")
+    rows = [row for unit_rows in results for row in unit_rows]
+    write_rows(directory / "results.csv", rows, COLUMNS)
     print(summary(rows))
     plot(directory)
     return directory

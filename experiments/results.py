@@ -1,7 +1,9 @@
 """Results on disk: a tidy ``results.csv``, a ``config.json`` that is enough to rerun, and figures.
 
-Files are written to a temporary name and renamed into place, so a crash never leaves half a file; a
-previous run's files in the same directory are moved to ``previous-<time>/`` rather than overwritten.
+Files are written to a temporary name and renamed into place, so a crash never leaves half a file.  A run
+directory is never clobbered: ``open_run`` resumes a run of the same configuration (the sweep's checkpoint log
+then skips the finished units), refuses a different configuration (``RunConflict``), and with ``fresh=True``
+moves the earlier run to ``previous-<time>/`` rather than deleting it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,92 @@ from typing import Any
 PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "optax", "matplotlib", "scikit-learn", "reservoirpy")
 
 
+class RunConflict(ValueError):
+    """``out/name`` holds a run of another configuration (or an unreadable one): resuming would mix them."""
+
+
+def open_run(out: str | Path, name: str, config: Mapping[str, Any], *, fresh: bool = False) -> Path:
+    """``out/name``, created, with ``config.json`` describing this run; the directory to write results in.
+
+    Same configuration as the run already there: everything is kept (the experiment resumes) and the
+    metadata rewritten.  A different one: ``RunConflict`` naming the differing keys.  ``fresh``: the earlier
+    run's files go to ``previous-<timestamp>/`` (never deleted) and the run starts clean.
+    """
+    directory = Path(out) / name
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.json"
+    if fresh:
+        _move_aside(directory)
+    elif path.exists():
+        stored = _stored_config(path)
+        first_started = _check_same_config(directory, stored, config)
+        write_config(directory, config, first_started=first_started)
+        return directory
+    else:
+        _move_aside(directory)  # files without a config.json: no run to resume, keep them out of the way
+    write_config(directory, config)
+    return directory
+
+
+def _move_aside(directory: Path) -> None:
+    """Move everything of an earlier run (not earlier ``previous-*`` folders) to ``previous-<timestamp>/``."""
+    old = [p for p in directory.iterdir() if not (p.is_dir() and p.name.startswith("previous-"))]
+    if old:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        keep = directory / f"previous-{stamp}"
+        keep.mkdir()
+        for path in old:
+            path.rename(keep / path.name)
+
+
+def _stored_config(path: Path) -> dict[str, Any]:
+    """The stored run metadata; a truncated or foreign file is an error, never silently replaced."""
+    try:
+        stored = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunConflict(f"{path} is not valid JSON ({exc}): truncated or edited? Repair it, or pass --fresh "
+                          f"(moves that run to {path.parent}/previous-<timestamp>/) or another --out") from exc
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise RunConflict(f"{path} has no \"config\" object, so it was not written by open_run: pass --fresh "
+                          f"(moves it to {path.parent}/previous-<timestamp>/) or another --out")
+    return stored
+
+
+def _check_same_config(directory: Path, stored: dict[str, Any], config: Mapping[str, Any]) -> str | None:
+    """Compare as JSON (tuples == lists, NaN == NaN); return when the run first started, or raise."""
+    old, new = stored["config"], json.loads(_json(config))
+    if _json(old) == _json(new):
+        return stored.get("first_started", stored.get("started"))
+    missing = _Absent()
+    changes = [f"  {key}: {_short(old.get(key, missing))} (stored) -> {_short(new.get(key, missing))} (now)"
+               for key in sorted(set(old) | set(new), key=str)
+               if _json(old.get(key, missing)) != _json(new.get(key, missing))]
+    raise RunConflict(f"{directory} holds a run with a different configuration:\n" + "\n".join(changes)
+                      + f"\nPass --fresh to move that run to {directory}/previous-<timestamp>/ and start again, "
+                        "or choose another --out")
+
+
+class _Absent:
+    """A key present in only one of the two configurations."""
+
+    def __str__(self) -> str:
+        return "<absent>"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = str(value) if isinstance(value, _Absent) else _json(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def prepare_directory(out: str | Path, name: str) -> Path:
-    """``out/name``, created; files of an earlier run there are moved to ``previous-<timestamp>/``."""
+    """Deprecated, use ``open_run(out, name, config, fresh=True)``: ``out/name``, created; an earlier run's
+    files moved to ``previous-<timestamp>/``.  No experiment uses it any more; to be removed once
+    ``tests/test_experiments.py`` tests ``open_run`` instead.
+    """
     directory = Path(out) / name
     directory.mkdir(parents=True, exist_ok=True)
     old = [p for p in directory.iterdir() if p.is_file()]
@@ -87,8 +173,12 @@ def run_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_config(directory: Path, config: Mapping[str, Any]) -> None:
-    atomic_write_text(directory / "config.json", json.dumps(run_metadata(config), indent=2, default=str) + "\n")
+def write_config(directory: Path, config: Mapping[str, Any], first_started: str | None = None) -> None:
+    """``config.json``: ``run_metadata(config)``, plus when a resumed run first started."""
+    metadata = run_metadata(config)
+    if first_started and first_started != metadata["started"]:
+        metadata["first_started"] = first_started
+    atomic_write_text(directory / "config.json", json.dumps(metadata, indent=2, default=str) + "\n")
 
 
 def _version(package: str) -> str | None:

@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from experiments.results import prepare_directory, pyplot, read_rows, save_figure, write_config, write_rows
+from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
+from experiments.sweep import require_inprocess, run_sweep
 
 DESCRIPTION = "speed vs ReservoirPy 0.4.2 (NumPy/JAX backends) and vs this machine's GEMM throughput"
 COLUMNS = ("case", "implementation", "metric", "value", "target", "kind")
@@ -453,23 +454,10 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None) -> Path:
-    """Measure every case, write results.csv, config.json and the figure; print targets met / not met.
-
-    ``seeds`` is accepted for the common interface and ignored (timings use one fixed seed).
-    """
-    del seeds
+def measure(unit: dict[str, Any]) -> list[dict]:
+    """Every case at the sizes of ``unit["quick"]``, with each case's and the whole run's wall time."""
     started = time.perf_counter()
-    sizes = SIZES[quick]
-    directory = prepare_directory(out, "speed")
-    write_config(directory, {"quick": quick, "sizes": sizes, "targets": TARGETS,
-                             "hyperparameters": dict(leak=LEAK, spectral_radius=RADIUS, connectivity=CONNECTIVITY,
-                                                     ridge=RIDGE, warmup=WARMUP),
-                             "note": ("quick: every size is reduced, so these numbers are NOT at the targets' "
-                                      "sizes" if quick else "full sizes (the targets' sizes)"),
-                             "reservoirpy_jax_backend": "reservoirpy.jax.ESN (float32 by default)",
-                             "reservoirpy_workers": "ESN.fit(..., workers=2) and ESN.run(..., workers=2)",
-                             "cpu_count": os.cpu_count()})
+    sizes = SIZES[unit["quick"]]
     repeats = sizes["repeats"]
     peers_a = [("reservoirpy_numpy", "numpy", 1), ("reservoirpy_jax", "jax", 1)]
     peers_b = [("reservoirpy_numpy", "numpy", 1), ("reservoirpy_numpy_workers2", "numpy", 2)]
@@ -487,7 +475,30 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
         start = time.perf_counter()
         rows += step()
         rows += rows_of(f"{name}_wall", "experiment", {"wall_seconds": time.perf_counter() - start})
-    rows += rows_of("total", "experiment", {"wall_seconds": time.perf_counter() - started})
+    return rows + rows_of("total", "experiment", {"wall_seconds": time.perf_counter() - started})
+
+
+def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
+                   scheduler: str | None = None, fresh: bool = False) -> Path:
+    """Measure every case, write results.csv, config.json and the figure; print targets met / not met.
+
+    ``seeds`` is accepted for the common interface and ignored (timings use one fixed seed).  The
+    measurements are one sweep unit run in this process (never on Dask workers: they are timings), so a
+    finished run is not measured again unless ``fresh``.
+    """
+    del seeds
+    require_inprocess(scheduler, "speed", "its timings must run in this process, alone")
+    sizes = SIZES[quick]
+    directory = open_run(out, "speed",
+                         {"quick": quick, "sizes": sizes, "targets": TARGETS,
+                          "hyperparameters": dict(leak=LEAK, spectral_radius=RADIUS, connectivity=CONNECTIVITY,
+                                                  ridge=RIDGE, warmup=WARMUP),
+                          "note": ("quick: every size is reduced, so these numbers are NOT at the targets' "
+                                   "sizes" if quick else "full sizes (the targets' sizes)"),
+                          "reservoirpy_jax_backend": "reservoirpy.jax.ESN (float32 by default)",
+                          "reservoirpy_workers": "ESN.fit(..., workers=2) and ESN.run(..., workers=2)",
+                          "cpu_count": os.cpu_count()}, fresh=fresh)
+    (rows,) = run_sweep(measure, [{"quick": quick}], directory, desc="speed")
     rows = with_targets(rows)
     write_rows(directory / "results.csv", rows, COLUMNS)
     plot(directory)
