@@ -1,5 +1,6 @@
 """Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift."""
 
+from hardware_sim.calibration import CalibrationResult, calibrate_twin, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
 from hardware_sim.nonidealities import (
     Nonideality,
@@ -23,6 +24,8 @@ from hardware_sim.training import (
     device_predictions,
     device_ridge_readout,
     device_states,
+    finite_difference_loss,
+    ridge_objective,
     spsa_loss,
     states_readout_loss,
     train_on_device,
@@ -30,12 +33,17 @@ from hardware_sim.training import (
 )
 
 __all__ = [
+    "CalibrationResult",
+    "calibrate_twin",
+    "true_params",
     "MODES",
     "DeviceTrainResult",
     "device_nmse",
     "device_predictions",
     "device_ridge_readout",
     "device_states",
+    "finite_difference_loss",
+    "ridge_objective",
     "states_readout_loss",
     "spsa_loss",
     "train_on_device",

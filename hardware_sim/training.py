@@ -1,4 +1,4 @@
-"""Training "input side + linear readout" with a device in the loop: one optax loop, four gradient sources.
+"""Training "input side + linear readout" with a device in the loop: one optax loop, several gradient sources.
 
 Every mode minimises the same loss with the same loop (``readout.train``),
 
@@ -21,8 +21,14 @@ mode                   forward x(θ)                             backward
 ``spsa``               the in-sample ridge loss of the states measured at θ ± c_k Δ (two calls per step),
                        gradient (L⁺ − L⁻) / (2 c_k) · Δ, Δ Rademacher (Spall 1998); the readout is the ridge
                        solution on measured states, re-solved after training
+``finite_difference``  the same loss, each of the P scalar input-side parameters perturbed alone: θ ± c_k e_j,
+                       gradient_j = (L⁺_j − L⁻_j) / (2 c_k), 2P calls per step (Kiefer–Wolfowitz FDSA, with
+                       SPSA's gains a_k and c_k, so the two differ only in the gradient estimate)
 =====================  =======================================  ==============================================
 
+``digital``, ``digital+readout`` and the ``hil`` backward use a twin: the device's nominal one by default, or
+any other model of the same shapes given as ``twin=`` (e.g. ``hardware_sim.calibration.calibrate_twin``'s
+calibrated twin).
 
 **Calling the device inside the jitted step.**  ``readout.train`` compiles its step with ``jax.jit``, and
 ``Device.measure`` is stateful Python (noise keys, drift, query counters) that cannot be traced.  The device is
@@ -59,9 +65,17 @@ from hardware_sim.device import Device
 from readout.gradient import train
 from readout.ridge import Ridge
 from reservoir.trainable import merge_trainable, run_states, split_trainable
-from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, check_array, check_choice, check_scalar
+from reservoir.validation import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    check_array,
+    check_choice,
+    check_scalar,
+    check_washout,
+)
 
-MODES = ("digital", "digital+readout", "hil", "physical_backprop", "spsa")
+MODES = ("digital", "digital+readout", "hil", "physical_backprop", "spsa", "finite_difference")
 
 StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 
@@ -70,8 +84,9 @@ StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 class DeviceTrainResult:
     """``params``: ``{"input_side": {field: array}, "readout": {"W": (N, O), "b": (O,)}}``;
     ``history``: ``{"train": [...]}`` the training loss per epoch (twin loss for ``digital``, device loss
-    otherwise; for ``spsa`` the mean of L⁺ and L⁻ per step); ``n_calls`` / ``n_samples``: device queries
-    spent by training (measurements and B · T samples), evaluation excluded."""
+    otherwise; for ``spsa`` the mean of L⁺ and L⁻ per step, for ``finite_difference`` the mean of its 2P
+    evaluations per step); ``n_calls`` / ``n_samples``: device queries spent by training (measurements and
+    B · T samples), evaluation excluded."""
 
     params: dict[str, Any]
     history: dict[str, list[float]]
@@ -87,12 +102,32 @@ _HANDLES: weakref.WeakKeyDictionary[Device, int] = weakref.WeakKeyDictionary()
 _NEXT_HANDLE = itertools.count()
 
 
-def device_context(device: Device) -> dict[str, Any]:
-    """What the compiled states functions need of ``device``: its nominal twin and its handle."""
+def device_context(device: Device, twin: Any = None) -> dict[str, Any]:
+    """What the compiled states functions need of ``device``: a twin (its nominal one unless ``twin`` is given)
+    and its handle."""
     if device not in _HANDLES:
         handle = next(_NEXT_HANDLE)
         _HANDLES[device], _DEVICES[handle] = handle, device
-    return {"twin": device.nominal_twin(), "device": np.int32(_HANDLES[device])}
+    return {"twin": device.nominal_twin() if twin is None else check_twin(device, twin),
+            "device": np.int32(_HANDLES[device])}
+
+
+def check_twin(device: Device, twin: Any) -> Any:
+    """``twin`` if it can stand in for ``device``'s nominal twin: same type, pytree structure (static fields
+    included), shapes and dtypes, so the compiled steps are shared and the input side fits it."""
+    nominal = device.nominal_twin()
+    if type(twin) is not type(nominal):
+        raise TypeError(f"twin must be a {type(nominal).__name__} like the device's nominal twin, "
+                        f"got {type(twin).__name__}")
+    expected, got = jax.tree_util.tree_structure(nominal), jax.tree_util.tree_structure(twin)
+    if expected != got:
+        raise ValueError(f"twin must have the nominal twin's structure and static fields {expected}, got {got}")
+    for (path, want), have in zip(jax.tree_util.tree_leaves_with_path(nominal), jax.tree_util.tree_leaves(twin),
+                                  strict=True):
+        if jnp.shape(have) != jnp.shape(want) or jnp.result_type(have) != jnp.result_type(want):
+            raise ValueError(f"twin{jax.tree_util.keystr(path)} must have shape {jnp.shape(want)} and dtype "
+                             f"{jnp.result_type(want)}, got {jnp.shape(have)} {jnp.result_type(have)}")
+    return twin
 
 
 def _twin_forward(input_side: dict[str, jax.Array], inputs: jax.Array, context: dict[str, Any], *,
@@ -147,15 +182,17 @@ def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[...
     return states
 
 
-def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None) -> StatesFn:
-    """``states(input_side, inputs)``: the nominal twin's differentiable states, (…, T, D) -> (…, T, N)."""
+def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
+                twin: Any = None) -> StatesFn:
+    """``states(input_side, inputs)``: the twin's differentiable states, (…, T, D) -> (…, T, N); the nominal
+    twin unless ``twin`` is given."""
     split_trainable(device.nominal_twin(), list(names))  # validates names
-    context, states = device_context(device), _twin_states(checkpoint_every)
+    context, states = device_context(device, twin), _twin_states(checkpoint_every)
     return lambda input_side, inputs: states(input_side, inputs, context)
 
 
 def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
-                  backward: str = "twin") -> StatesFn:
+                  backward: str = "twin", twin: Any = None) -> StatesFn:
     """Physics-aware states: forward = ``device.measure``, backward = the twin's VJP at the same point.
 
     ``states(input_side, inputs)`` returns what the device measures for ``inputs`` (…, T, D) with the input
@@ -164,19 +201,28 @@ def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int
     forward recomputed at the same ``input_side`` and ``inputs`` (Wright et al., Nature 601, 549 (2022)): the
     twin's Jacobian, applied to the error of the real measured outputs.  With ``backward="device"`` the
     backward pass runs on the device itself (``Device.adjoint``: physical backprop, Hermans et al. 2016),
-    two more device calls per step.
+    two more device calls per step.  ``twin``: the model of the backward (default: the nominal twin).
     """
     check_choice("backward", backward, ("twin", "device"))
     split_trainable(device.nominal_twin(), list(names))  # validates names
-    context = device_context(device)
+    context = device_context(device, twin)
     states = _in_situ_states(backward, checkpoint_every)
     return lambda input_side, inputs: states(input_side, inputs, context)
 
 
-def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.Array, washout: int) -> jax.Array:
-    """MSE of the linear readout ``states @ W + b`` against ``targets`` after ``washout`` steps."""
-    predictions = states @ readout["W"] + readout["b"]
-    return jnp.mean((predictions[..., washout:, :] - targets[..., washout:, :]) ** 2)
+def readout_view(states: Any, targets: Any, washout: int, pool: bool = False) -> tuple[Any, Any]:
+    """What the readout sees and must output: the states after ``washout`` steps (…, T − washout, N) and the
+    matching targets; with ``pool``, the states averaged over those steps (B, N) and one target per sequence
+    (B, O) — sequence classification, where a linear readout of the mean state is the mean of its outputs."""
+    states = states[..., washout:, :]
+    return (states.mean(axis=-2), targets) if pool else (states, targets[..., washout:, :])
+
+
+def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.Array, washout: int,
+                pool: bool = False) -> jax.Array:
+    """MSE of the linear readout ``x @ W + b`` against the targets, on ``readout_view``'s x."""
+    x, y = readout_view(states, targets, washout, pool)
+    return jnp.mean((x @ readout["W"] + readout["b"] - y) ** 2)
 
 
 def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
@@ -193,48 +239,52 @@ class _ContextLoss:
 
     states: Callable[..., jax.Array]
     washout: int
+    pool: bool
 
     def __call__(self, params, inputs, targets, context):
         return readout_mse(self.states(params["input_side"], inputs, context), params["readout"], targets,
-                           self.washout)
+                           self.washout, self.pool)
 
 
-def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
-              seed: int) -> Callable[..., jax.Array]:
-    """``loss(params, inputs, targets)`` for SPSA with ``params = {"input_side": ...}``.
+def ridge_objective(device: Device, *, washout: int, alpha: float, pool: bool = False) -> Callable[..., float]:
+    """``J(input_side, inputs, targets)``: the in-sample ridge NMSE of the states measured on ``device`` with
+    ``input_side`` (one call), min over (W, b) of the NMSE on ``readout_view``'s states and targets; the
+    objective of the gradient-free modes (``spsa``, ``finite_difference``)."""
 
-    The objective is the in-sample ridge NMSE of the measured states, J(θ) = min_{W,b} NMSE.  Its forward
-    (under ``jax.grad``) measures twice, at θ ± c_k Δ with Δ Rademacher and c_k = c / (k + 1)^0.101
-    (k = step), and returns (J⁺ + J⁻) / 2; its backward returns the SPSA estimate (J⁺ − J⁻) / (2 c_k) · Δ
-    times the cotangent.  Evaluated without a gradient it measures once, at θ.
-    """
-    rng = np.random.default_rng(seed)
-    step = [0]
+    def objective(side, inputs, targets) -> float:
+        states = np.asarray(device.measure(inputs, side), np.float64)
+        x, y = readout_view(states, np.asarray(targets, np.float64), washout, pool)
+        return Ridge(alpha).fit(x, y).score(x, y)
 
-    def evaluate(side, inputs, targets) -> float:
-        states = np.asarray(device.measure(inputs, side), np.float64)[..., washout:, :]
-        targets = np.asarray(targets, np.float64)[..., washout:, :]
-        return Ridge(alpha).fit(states, targets).score(states, targets)
+    return objective
 
-    def estimate(side, inputs, targets):
-        c = perturbation / (step[0] + 1) ** 0.101
-        step[0] += 1
-        delta = {name: rng.choice([-1.0, 1.0], size=np.shape(value)) for name, value in side.items()}
-        plus = evaluate({n: v + c * delta[n] for n, v in side.items()}, inputs, targets)
-        minus = evaluate({n: v - c * delta[n] for n, v in side.items()}, inputs, targets)
-        slope = (plus - minus) / (2 * c)
-        gradient = {n: np.asarray(slope * delta[n], np.asarray(v).dtype) for n, v in side.items()}
-        return np.asarray(0.5 * (plus + minus), np.float32), gradient
 
+def _perturbation_sizes(perturbation: float) -> Callable[[], float]:
+    """c_k = c / (k + 1)^0.101 (Spall 1998), k counting the calls: the perturbation size of step k."""
+    step = itertools.count()
+    return lambda: perturbation / (next(step) + 1) ** 0.101
+
+
+def _gradient_free_loss(objective: Callable[..., float], estimate: Callable[..., tuple[float, dict]]
+                        ) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)`` with ``params = {"input_side": ...}`` whose value and gradient come
+    from the device through ``io_callback``: evaluated alone it returns ``objective(side, inputs, targets)``;
+    under ``jax.grad`` its forward runs ``estimate(side, inputs, targets) -> (value, gradient)`` once (all the
+    measurements of the step) and its backward returns that gradient times the cotangent."""
     scalar = jax.ShapeDtypeStruct((), jnp.float32)
+
+    def estimate_callback(side, inputs, targets):
+        value, gradient = estimate(side, inputs, targets)
+        return (np.asarray(value, np.float32),
+                {n: np.asarray(gradient[n], np.asarray(v).dtype) for n, v in side.items()})
 
     @jax.custom_vjp
     def loss_of_side(side, inputs, targets):
-        return io_callback(lambda *a: np.asarray(evaluate(*a), np.float32), scalar, side, inputs, targets)
+        return io_callback(lambda *a: np.asarray(objective(*a), np.float32), scalar, side, inputs, targets)
 
     def forward(side, inputs, targets):
         shapes = (scalar, jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype), side))
-        value, gradient = io_callback(estimate, shapes, side, inputs, targets)
+        value, gradient = io_callback(estimate_callback, shapes, side, inputs, targets)
         return value, (gradient, inputs, targets)
 
     def backward(residuals, cotangent):
@@ -244,6 +294,64 @@ def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: floa
 
     loss_of_side.defvjp(forward, backward)
     return lambda params, inputs, targets: loss_of_side(params["input_side"], inputs, targets)
+
+
+def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
+              seed: int, pool: bool = False) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)`` for SPSA with ``params = {"input_side": ...}``.
+
+    The objective is the in-sample ridge NMSE of the measured states, J(θ) = min_{W,b} NMSE
+    (``ridge_objective``).  Its forward (under ``jax.grad``) measures twice, at θ ± c_k Δ with Δ Rademacher and
+    c_k = c / (k + 1)^0.101 (k = step), and returns (J⁺ + J⁻) / 2; its backward returns the SPSA estimate
+    (J⁺ − J⁻) / (2 c_k) · Δ times the cotangent.  Evaluated without a gradient it measures once, at θ.
+    ``pool``: as in ``train_on_device``.
+    """
+    objective = ridge_objective(device, washout=washout, alpha=alpha, pool=pool)
+    sizes, rng = _perturbation_sizes(perturbation), np.random.default_rng(seed)
+
+    def estimate(side, inputs, targets):
+        c = sizes()
+        delta = {name: rng.choice([-1.0, 1.0], size=np.shape(value)) for name, value in side.items()}
+        plus = objective({n: v + c * delta[n] for n, v in side.items()}, inputs, targets)
+        minus = objective({n: v - c * delta[n] for n, v in side.items()}, inputs, targets)
+        slope = (plus - minus) / (2 * c)
+        return 0.5 * (plus + minus), {n: slope * delta[n] for n in side}
+
+    return _gradient_free_loss(objective, estimate)
+
+
+def finite_difference_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float,
+                           perturbation: float, pool: bool = False) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)`` for finite differences with ``params = {"input_side": ...}``.
+
+    Same objective J as ``spsa_loss``, gradient by central differences one scalar parameter at a time: for
+    every entry j of every input-side field (a mask (N, D) counts N · D), J is measured at θ ± c_k e_j, and
+    ∂J/∂θ_j ≈ (J⁺_j − J⁻_j) / (2 c_k) with c_k = c / (k + 1)^0.101 as in SPSA.  One gradient costs 2P device
+    calls for P scalar parameters (SPSA: 2, whatever P): the price of an estimate whose error is the O(c_k²)
+    truncation and the measurement noise / c_k of each coordinate, rather than SPSA's random cross-talk
+    between coordinates.  The forward returns the mean of the 2P measured J (≈ J(θ) + O(c_k²)); evaluated
+    without a gradient the loss measures once, at θ.  ``pool``: as in ``train_on_device``.
+    """
+    objective = ridge_objective(device, washout=washout, alpha=alpha, pool=pool)
+    sizes = _perturbation_sizes(perturbation)
+
+    def estimate(side, inputs, targets):
+        c = sizes()
+        values, gradient = [], {}
+        for name, value in side.items():
+            value = np.asarray(value)
+            partials = np.zeros(value.size)
+            for j in range(value.size):
+                step = np.zeros(value.size)
+                step[j] = c
+                plus = objective({**side, name: value + step.reshape(value.shape)}, inputs, targets)
+                minus = objective({**side, name: value - step.reshape(value.shape)}, inputs, targets)
+                partials[j] = (plus - minus) / (2 * c)
+                values += [plus, minus]
+            gradient[name] = partials.reshape(value.shape)
+        return float(np.mean(values)), gradient
+
+    return _gradient_free_loss(objective, estimate)
 
 
 def train_on_device(
@@ -260,29 +368,42 @@ def train_on_device(
     spsa_perturbation: float = 0.05,
     spsa_stability: float | None = None,
     seed: int = 0,
+    pool: bool = False,
+    twin: Any = None,
     **train_options: Any,
 ) -> DeviceTrainResult:
     """Train the input side ``names`` and a linear readout of ``device`` in one of the ``MODES``.
 
     Args:
         device: the device (its nominal twin gives the starting input side and the digital model).
-        inputs: ``(B, T, D)`` training sequences (each starts from rest); targets: ``(B, T, O)``.
+        inputs: ``(B, T, D)`` training sequences (each starts from rest); targets: ``(B, T, O)``, or ``(B, O)``
+            with ``pool``.
         mode: one of ``MODES`` (module docstring).
         names: trained input-side fields, a subset of ``device.trainable_fields``.
         washout: leading steps of every sequence left out of the loss and of the ridge fits.
         alpha: ridge regularisation of the initial readout (fitted on the mode's forward states: the twin's
             for the digital modes, measured ones otherwise — one device call), of the ``digital+readout``
-            refit and of SPSA's readouts.
+            refit and of the readouts of ``spsa`` and ``finite_difference``.
         checkpoint_every: passed to ``run_states`` for the twin's forward/backward.
         spsa_gain, spsa_perturbation, spsa_stability: SPSA's a, c and A in the standard gains
             a_k = a / (k + 1 + A)^0.602 (the optax learning-rate schedule of plain SGD) and
             c_k = c / (k + 1)^0.101; A defaults to 10 % of the steps (Spall 1998).  One step per epoch (the
-            whole training set is the batch: the in-sample ridge loss needs it).
+            whole training set is the batch: the in-sample ridge loss needs it).  ``finite_difference`` uses
+            the same gains (c_k its difference step), so it differs from ``spsa`` only in its gradient
+            estimate: 2P calls per step for P scalar parameters instead of 2.
         seed: batch order and SPSA's perturbation draws.
+        pool: sequence classification/regression: the readout sees each sequence's states averaged over its
+            steps after ``washout`` and predicts one target per sequence (``readout_view``).
+        twin: the model of the ``digital`` modes' forward and backward and of the ``hil`` backward (default:
+            the device's nominal twin), e.g. ``calibrate_twin(device, probe).twin``; it must have the nominal
+            twin's type, static fields, shapes and dtypes.  Training starts from the device's nominal input
+            side (the values the trainer writes) and the trained fields replace the twin's, so a field both
+            calibrated and trained would lose its calibration: that is refused.
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
-            ``batch_size``, ``l2``, ...); ``progress`` is off by default.  For ``spsa`` only ``n_epochs`` (its
-            number of steps) and the non-gradient options apply: ``batch_size``, ``learning_rate`` and
-            ``optimizer`` are ignored, so one set of options can drive every mode.
+            ``batch_size``, ``l2``, ...); ``progress`` is off by default.  For ``spsa`` and
+            ``finite_difference`` only ``n_epochs`` (their number of steps) and the non-gradient options apply:
+            ``batch_size``, ``learning_rate`` and ``optimizer`` are ignored, so one set of options can drive
+            every mode.
 
     Returns:
         ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
@@ -291,22 +412,36 @@ def train_on_device(
     washout = check_scalar("washout", washout, NON_NEGATIVE_INT)
     alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
     inputs = check_array("inputs", inputs, 3, {-1: device.n_inputs})
-    targets = check_array("targets", targets, 3)
-    if targets.shape[:2] != inputs.shape[:2]:
-        raise ValueError(f"targets must share the (B, T) axes of inputs {inputs.shape[:2]}, got {targets.shape}")
-    twin = device.nominal_twin()
-    start, _ = split_trainable(twin, list(names))
+    if pool:
+        targets = check_array("targets", targets, 2)
+        if len(targets) != len(inputs):
+            raise ValueError(f"targets must hold one row per sequence with pool=True ({len(inputs)}), "
+                             f"got shape {targets.shape}")
+    else:
+        targets = check_array("targets", targets, 3)
+        if targets.shape[:2] != inputs.shape[:2]:
+            raise ValueError(f"targets must share the (B, T) axes of inputs {inputs.shape[:2]}, "
+                             f"got {targets.shape}")
+    washout = check_washout(washout, inputs.shape[1])
+    start, _ = split_trainable(device.nominal_twin(), list(names))
+    context = device_context(device, twin)
+    twin = context["twin"]
+    for name, value in split_trainable(twin, list(names))[0].items():
+        if not np.array_equal(np.asarray(value), np.asarray(start[name])):
+            raise ValueError(f"twin differs from the nominal twin in the trained field {name!r}, which training "
+                             f"would overwrite with the written values; leave {name!r} out of names or out of "
+                             f"the twin's calibration (names = {list(names)})")
     calls, samples = device.n_calls, device.n_samples
     train_options.setdefault("progress", False)
 
     def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
         if measured:
-            return device_ridge_readout(device, side, inputs, targets, washout=washout, alpha=alpha)
-        states = twin_states(device, names)(side, inputs)
-        return _ridge_readout(states, targets, washout, alpha, twin.dtype)
+            return device_ridge_readout(device, side, inputs, targets, washout=washout, alpha=alpha, pool=pool)
+        states = twin_states(device, names, twin=twin)(side, inputs)
+        return _ridge_readout(states, targets, washout, alpha, twin.dtype, pool)
 
-    if mode == "spsa":
-        # SPSA takes one step per epoch on the whole training set with its own gain schedule, so the
+    if mode in ("spsa", "finite_difference"):
+        # SPSA and FD take one step per epoch on the whole training set with their own gain schedule, so the
         # gradient modes' batch_size / learning_rate / optimizer do not apply (a loop over MODES may pass them).
         for option in ("batch_size", "learning_rate", "optimizer"):
             train_options.pop(option, None)
@@ -315,8 +450,13 @@ def train_on_device(
                                                                                 NON_NEGATIVE)
         gain = check_scalar("spsa_gain", spsa_gain, POSITIVE)
         optimizer = optax.sgd(lambda k: gain / (k + 1 + stability) ** 0.602)
-        loss = spsa_loss(device, names, washout=washout, alpha=alpha,
-                         perturbation=check_scalar("spsa_perturbation", spsa_perturbation, POSITIVE), seed=seed)
+        perturbation = check_scalar("spsa_perturbation", spsa_perturbation, POSITIVE)
+        if mode == "spsa":
+            loss = spsa_loss(device, names, washout=washout, alpha=alpha, perturbation=perturbation, seed=seed,
+                             pool=pool)
+        else:
+            loss = finite_difference_loss(device, names, washout=washout, alpha=alpha, perturbation=perturbation,
+                                          pool=pool)
         result = train(loss, {"input_side": start}, (inputs, targets), optimizer=optimizer, n_epochs=n_steps,
                        batch_size=len(inputs), seed=seed, **train_options)
         side = result.params["input_side"]
@@ -328,8 +468,8 @@ def train_on_device(
         else:
             states = _twin_states(checkpoint_every)
         start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
-        result = train(_ContextLoss(states, washout), start_params, (inputs, targets), seed=seed,
-                       context=device_context(device), **train_options)
+        result = train(_ContextLoss(states, washout, pool), start_params, (inputs, targets), seed=seed,
+                       context=context, **train_options)
         params = result.params
         if mode == "digital+readout":
             params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
@@ -337,21 +477,27 @@ def train_on_device(
 
 
 def device_ridge_readout(device: Device, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
-                         washout: int = 0, alpha: float = 1e-6) -> dict[str, jax.Array]:
+                         washout: int = 0, alpha: float = 1e-6, pool: bool = False) -> dict[str, jax.Array]:
     """The ridge readout ``{"W", "b"}`` of states measured on ``device`` (one call) with ``input_side``: the
     "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a trained one."""
     states = device.measure(inputs, input_side)
-    return _ridge_readout(states, targets, washout, alpha, device.nominal_twin().dtype)
+    return _ridge_readout(states, targets, washout, alpha, device.nominal_twin().dtype, pool)
 
 
-def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any) -> dict[str, jax.Array]:
-    ridge = Ridge(alpha).fit(np.asarray(states, np.float64), targets, washout=washout)
+def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any,
+                   pool: bool) -> dict[str, jax.Array]:
+    x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
+    ridge = Ridge(alpha).fit(x, y)
     return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}
 
 
-def device_predictions(device: Device, params: dict[str, Any], inputs: Any) -> np.ndarray:
-    """The readout's outputs (…, T, O) for ``inputs`` measured on ``device`` (one call) with ``params``."""
+def device_predictions(device: Device, params: dict[str, Any], inputs: Any, *, washout: int = 0,
+                       pool: bool = False) -> np.ndarray:
+    """The readout's outputs for ``inputs`` measured on ``device`` (one call) with ``params``: (…, T, O), or
+    one row per sequence (B, O) with ``pool`` (states averaged over the steps after ``washout``)."""
     states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
+    if pool:
+        states = states[..., washout:, :].mean(axis=-2)
     return states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
 
 
