@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m experiments run benchmarks
+	$(BIN)/python -m experiments run hil_vs_digital
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,10 +1,12 @@
 """Experiments: tasks, metrics, and one module per experiment, run from the command line.
 
 ``python -m experiments --list`` lists them; ``python -m experiments run NAME [--quick] [--seeds K]
-[--out DIR]`` runs one; ``python -m experiments plot DIR`` redraws a finished run's figures.
+[--out DIR] [--scheduler inprocess|local:K|tcp://HOST:PORT] [--fresh]`` runs one (resuming an interrupted run
+of the same configuration); ``python -m experiments plot DIR`` redraws a finished run's figures.
 """
 
-# name -> module; each module has DESCRIPTION, run_experiment(out, quick, seeds) and plot(directory).
+# name -> module; each module has DESCRIPTION, run_experiment(out, quick, seeds, scheduler, fresh) and
+# plot(directory).
 EXPERIMENTS = {
     "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from experiments import EXPERIMENTS
 from experiments.results import RunConflict
-from experiments.sweep import parse_scheduler
+from experiments.sweep import SchedulerRefused, parse_scheduler
 
 
 def _module(name: str):
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             directory = _module(args.name).run_experiment(out=args.out, quick=args.quick, seeds=args.seeds,
                                                           scheduler=args.scheduler, fresh=args.fresh)
-        except RunConflict as exc:
+        except (RunConflict, SchedulerRefused) as exc:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
             return 2
         print(f"results in {directory}")

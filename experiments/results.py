@@ -104,23 +104,6 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def prepare_directory(out: str | Path, name: str) -> Path:
-    """Deprecated, use ``open_run(out, name, config, fresh=True)``: ``out/name``, created; an earlier run's
-    files moved to ``previous-<timestamp>/``.  No experiment uses it any more; to be removed once
-    ``tests/test_experiments.py`` tests ``open_run`` instead.
-    """
-    directory = Path(out) / name
-    directory.mkdir(parents=True, exist_ok=True)
-    old = [p for p in directory.iterdir() if p.is_file()]
-    if old:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        keep = directory / f"previous-{stamp}"
-        keep.mkdir()
-        for path in old:
-            path.rename(keep / path.name)
-    return directory
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)

@@ -72,10 +72,15 @@ def parse_scheduler(scheduler: str | None) -> tuple[str, Any]:
     raise ValueError(f"scheduler must be {SCHEDULER_FORMS}, got {scheduler!r}")
 
 
+class SchedulerRefused(ValueError):
+    """An experiment that must run in this process (timings) was given a Dask scheduler."""
+
+
 def require_inprocess(scheduler: str | None, experiment: str, reason: str) -> None:
     """For experiments that must not run on Dask workers (e.g. timings): refuse any other scheduler early."""
     if parse_scheduler(scheduler)[0] != "inprocess":
-        raise ValueError(f"scheduler must be None or 'inprocess' for {experiment} ({reason}), got {scheduler!r}")
+        raise SchedulerRefused(f"scheduler must be None or 'inprocess' for {experiment} ({reason}), "
+                               f"got {scheduler!r}")
 
 
 def unit_key(unit: Mapping[str, Any]) -> str:

@@ -44,14 +44,3 @@ def test_plot_redraws_without_recomputing(quick_run):
         figure.unlink()
     assert main(["plot", str(quick_run)]) == 0
     assert (quick_run / "narma10_vs_n.png").exists()
-
-
-def test_a_second_run_keeps_the_first(quick_run, tmp_path):
-    directory = tmp_path / "benchmarks"
-    directory.mkdir()
-    (directory / "results.csv").write_text("mine\n")
-    from experiments.results import prepare_directory
-
-    prepare_directory(tmp_path, "benchmarks")
-    kept = list(directory.glob("previous-*/results.csv"))
-    assert len(kept) == 1 and kept[0].read_text() == "mine\n"
