@@ -246,6 +246,25 @@ class _ContextLoss:
                            self.washout, self.pool)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ProjectedLoss:
+    """The loss with the readout solved in closed form on each batch (variable projection, Golub & Pereyra
+    1973): L(θ) = min_{W,b} mean ‖x(θ) W + b − y‖² + α‖W‖²-regularised, so the gradient moves only the input side
+    and never pulls a readout that is already optimal for the current states away from its optimum."""
+
+    states: Callable[..., jax.Array]
+    washout: int
+    pool: bool
+    alpha: float
+
+    def __call__(self, params, inputs, targets, context):
+        x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
+        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        x, y = x - x.mean(0), y - y.mean(0)  # the intercept, unpenalised
+        weights = jnp.linalg.solve(x.T @ x + self.alpha * jnp.eye(x.shape[-1], dtype=x.dtype), x.T @ y)
+        return jnp.mean((x @ weights - y) ** 2)
+
+
 def ridge_objective(device: Device, *, washout: int, alpha: float, pool: bool = False) -> Callable[..., float]:
     """``J(input_side, inputs, targets)``: the in-sample ridge NMSE of the states measured on ``device`` with
     ``input_side`` (one call), min over (W, b) of the NMSE on ``readout_view``'s states and targets; the
@@ -370,6 +389,7 @@ def train_on_device(
     seed: int = 0,
     pool: bool = False,
     twin: Any = None,
+    readout: str = "joint",
     **train_options: Any,
 ) -> DeviceTrainResult:
     """Train the input side ``names`` and a linear readout of ``device`` in one of the ``MODES``.
@@ -394,6 +414,10 @@ def train_on_device(
         seed: batch order and SPSA's perturbation draws.
         pool: sequence classification/regression: the readout sees each sequence's states averaged over its
             steps after ``washout`` and predicts one target per sequence (``readout_view``).
+        readout: for the gradient modes, ``"joint"``: the readout is trained by the gradient together with the
+            input side, from its ridge start (the "Full" system of Hermans et al. 2016); ``"ridge"``: the
+            readout is solved in closed form on every batch inside the loss (``alpha``), the gradient moves the
+            input side only, and the final readout is the ridge fit on the whole training set.
         twin: the model of the ``digital`` modes' forward and backward and of the ``hil`` backward (default:
             the device's nominal twin), e.g. ``calibrate_twin(device, probe).twin``; it must have the nominal
             twin's type, static fields, shapes and dtypes.  Training starts from the device's nominal input
@@ -409,6 +433,7 @@ def train_on_device(
         ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
     """
     check_choice("mode", mode, MODES)
+    check_choice("readout", readout, ("joint", "ridge"))
     washout = check_scalar("washout", washout, NON_NEGATIVE_INT)
     alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
     inputs = check_array("inputs", inputs, 3, {-1: device.n_inputs})
@@ -467,10 +492,15 @@ def train_on_device(
             states = _in_situ_states("device" if mode == "physical_backprop" else "twin", checkpoint_every)
         else:
             states = _twin_states(checkpoint_every)
-        start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
-        result = train(_ContextLoss(states, washout, pool), start_params, (inputs, targets), seed=seed,
-                       context=context, **train_options)
+        if readout == "ridge":
+            loss, start_params = _ProjectedLoss(states, washout, pool, alpha), {"input_side": start}
+        else:
+            loss = _ContextLoss(states, washout, pool)
+            start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
+        result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
         params = result.params
+        if readout == "ridge":  # the closed-form readout of the whole training set, on the mode's states
+            params = dict(params, readout=ridge_readout(params["input_side"], in_situ))
         if mode == "digital+readout":
             params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
     return DeviceTrainResult(params, result.history, device.n_calls - calls, device.n_samples - samples)
