@@ -59,6 +59,7 @@ def client(cluster):
 
 def test_inprocess_and_local_dask_give_identical_rows_in_unit_order(tmp_path):
     psutil = pytest.importorskip("psutil")
+    earlier = {p.pid for p in psutil.Process().children(recursive=True)}  # e.g. loky workers of other tests
     seeds = list(range(16))
     here = run_sweep(_example_unit, units_for(seeds), tmp_path / "here")
     # later units finish first on the cluster: the result is still in the order of the units
@@ -66,15 +67,16 @@ def test_inprocess_and_local_dask_give_identical_rows_in_unit_order(tmp_path):
     there = run_sweep(_example_unit, units, tmp_path / "there", scheduler="local:2")
     assert there == here == reference_rows(seeds)
     assert log_lines(tmp_path / "there") == 16
-    assert _children(psutil) == []  # the cluster run_sweep started is gone
+    assert _children(psutil, earlier) == []  # the cluster run_sweep started is gone
 
 
-def _children(psutil) -> list:
-    """Child processes, except multiprocessing's resource tracker (it lives as long as this process)."""
+def _children(psutil, earlier: set[int]) -> list:
+    """Child processes started since ``earlier`` was taken, except multiprocessing's resource tracker (it lives
+    as long as this process)."""
     deadline, found = time.monotonic() + 10, [None]
     while found and time.monotonic() < deadline:
         found = [p for p in psutil.Process().children(recursive=True)
-                 if "resource_tracker" not in " ".join(p.cmdline())]
+                 if p.pid not in earlier and "resource_tracker" not in " ".join(p.cmdline())]
         time.sleep(0.05 if found else 0)
     return found
 
