@@ -11,6 +11,10 @@ and the scikit-learn 8×8 digits read row by row.  Protocol, per task and seed:
   and the readout are trained jointly by BPTT (``reservoir.bptt_loss`` / ``jax.grad`` through ``lax.scan``) with
   Adam, early-stopped on the validation split.  ``full`` is the jointly trained system as it stands;
   ``full+ridge`` re-solves its readout in closed form on the training data (the JMLR 2015 practice).
+* **Full, projected** (``full_projected``) — the same input side trained by BPTT with Adam, but the readout is
+  solved in closed form on every batch *inside* the loss (variable projection; ``train_on_device(...,
+  readout="ridge")`` on a device without non-idealities, the very code of the hardware experiment), so the
+  gradient moves only the input side; the final readout is ridge on the training data.
 
 The device ("physical backprop") half of the reproduction arrives with ``hardware_sim``.  Also measured here:
 a gradient-trained linear readout against the ridge solution on the same states (NARMA10).
@@ -30,8 +34,11 @@ from experiments import metrics, tasks
 from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
 from experiments.search import grid_search, ridge_validation_score
 from experiments.sweep import run_sweep
+from hardware_sim import wrap_device
+from hardware_sim.training import train_on_device
 from readout import Ridge, RidgeCV, apply_readout, fit_readout, one_hot, pool_states, train
 from reservoir import bptt_loss, delay_reservoir, run, run_states, split_trainable
+from reservoir.trainable import merge_trainable
 
 DESCRIPTION = "Full (mask + readout by BPTT) vs Reservoir (random mask, ridge) on NARMA10, variable delay, digits"
 COLUMNS = ("task", "method", "n_units", "seed", "metric", "value")
@@ -43,6 +50,22 @@ N_UNITS = 50
 SEQUENCE_TRAINING = dict(learning_rate=1e-3, n_epochs=300, batch_size=4, patience=50, l2=0.0)
 DIGITS_POOLING = "mean"  # features: the time average of the 8 row steps' states ("last": the final state)
 DIGITS_TRAINING = dict(learning_rate=3e-3, n_epochs=200, batch_size=64, patience=40, l2=0.0)
+# full_projected: Adam on the input side, readout in closed form in the loss (alpha PROJECTED_ALPHA)
+PROJECTED_TRAINING = {"sequences": dict(learning_rate=1e-2, n_epochs=60, batch_size=4, validation_fraction=0.2),
+                      "digits": dict(learning_rate=1e-2, n_epochs=60, batch_size=100, validation_fraction=0.2)}
+PROJECTED_ALPHA = 1e-4
+QUICK_PROJECTED_EPOCHS = 8
+
+
+def projected_full(params, inputs, targets, *, washout: int, pool: bool, kind: str, seed: int, quick: bool):
+    """The input side trained with the readout solved in closed form inside the loss: the trained reservoir
+    and the per-epoch training losses.  Runs ``hardware_sim``'s trainer on a perfect device (no mismatch,
+    noise or quantisation), so simulation and hardware experiments share one implementation."""
+    options = dict(PROJECTED_TRAINING[kind], **({"n_epochs": QUICK_PROJECTED_EPOCHS} if quick else {}))
+    result = train_on_device(wrap_device(params, seed=seed), inputs, targets, mode="digital", names=TRAINED,
+                             washout=washout, alpha=PROJECTED_ALPHA, pool=pool, readout="ridge", seed=seed,
+                             **options)
+    return merge_trainable(params, result.params["input_side"]), result.history["train"]
 
 
 def linear(readout: dict, state: jax.Array) -> jax.Array:
@@ -107,11 +130,17 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
                            progress=False,
                            dtype=jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32)
     gradient_nmse = metrics.nmse(y_test, np.asarray(apply_readout(gradient.params, (states[4200:] - mean) / std)))
+    projected, projected_losses = projected_full(params, u_chunks, y_chunks, washout=chunk_washout, pool=False,
+                                                 kind="sequences", seed=seed, quick=quick)
+    projected_nmse = test_nmse(all_states(projected))
     base = dict(task=task, n_units=N_UNITS, seed=seed, metric="nmse")
     return [dict(base, method="reservoir", value=reservoir_nmse, **search.config),
             dict(base, method="full", value=full_nmse, epochs=len(result.history["train"])),
             dict(base, method="full+ridge", value=refit_nmse),
             dict(base, method="gradient_readout", value=gradient_nmse),
+            dict(base, method="full_projected", value=projected_nmse),
+            *[dict(base, method="full_projected", metric="train_loss", epoch=e, value=v)
+              for e, v in enumerate(projected_losses)],
             *[dict(base, method="full", metric="train_loss", epoch=e, value=v)
               for e, v in enumerate(result.history["train"])],
             *[dict(base, method="full", metric="validation_loss", epoch=e, value=v)
@@ -164,10 +193,18 @@ def digits(seed: int, quick: bool) -> list[dict]:
     full_error = 1 - metrics.accuracy(y_test, np.asarray(scores).argmax(-1))
     refit = RidgeCV(alphas=ALPHAS).fit(features(trained, x_train), one_hot(y_train, 10))
     refit_error = 1 - metrics.accuracy(y_test, refit.predict(features(trained, x_test)).argmax(-1))
+    assert DIGITS_POOLING == "mean", "full_projected pools by the mean (train_on_device(pool=True))"
+    projected, projected_losses = projected_full(params, x_train, one_hot(y_train, 10), washout=0, pool=True,
+                                                 kind="digits", seed=seed, quick=quick)
+    ridge = RidgeCV(alphas=ALPHAS).fit(features(projected, x_train), one_hot(y_train, 10))
+    projected_error = 1 - metrics.accuracy(y_test, ridge.predict(features(projected, x_test)).argmax(-1))
     base = dict(task="digits", n_units=N_UNITS, seed=seed, metric="test_error")
     return [dict(base, method="reservoir", value=reservoir_error, **search.config),
             dict(base, method="full", value=full_error, epochs=len(result.history["train"])),
             dict(base, method="full+ridge", value=refit_error),
+            dict(base, method="full_projected", value=projected_error),
+            *[dict(base, method="full_projected", metric="train_loss", epoch=e, value=v)
+              for e, v in enumerate(projected_losses)],
             *[dict(base, method="full", metric="train_loss", epoch=e, value=v)
               for e, v in enumerate(result.history["train"])],
             *[dict(base, method="full", metric="validation_loss", epoch=e, value=v)
@@ -192,7 +229,8 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
     directory = open_run(out, "embodied_learning",
                          {"experiment": "embodied_learning", "quick": quick, "seeds": seed_list, "x64": x64,
                           "n_units": N_UNITS, "trained": TRAINED, "gain_grid": GAIN_GRID, "alphas": ALPHAS,
-                          "sequence_training": SEQUENCE_TRAINING, "digits_training": DIGITS_TRAINING},
+                          "sequence_training": SEQUENCE_TRAINING, "digits_training": DIGITS_TRAINING,
+                          "projected_training": PROJECTED_TRAINING, "projected_alpha": PROJECTED_ALPHA},
                          fresh=fresh)
     units = [dict(task=task, seed=seed, quick=quick, x64=x64)
              for task in ("narma10", "variable_delay", "digits") for seed in seed_list]
@@ -205,18 +243,20 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
 
 
 def summary(rows: list[dict]) -> str:
-    lines = [f"{'task':16s} {'metric':11s} {'reservoir':>18s} {'full':>18s} {'full+ridge':>18s} "
-             f"{'gradient readout':>18s}  reservoir/full"]
+    methods = ("reservoir", "full", "full+ridge", "full_projected", "gradient_readout")
+    lines = [f"{'task':16s} {'metric':11s} " + " ".join(f"{m:>18s}" for m in methods)
+             + "  reservoir/full  reservoir/full_projected"]
     for task in ("narma10", "variable_delay", "digits"):
         cells, means = [], {}
         metric = "test_error" if task == "digits" else "nmse"
-        for method in ("reservoir", "full", "full+ridge", "gradient_readout"):
+        for method in methods:
             values = [r["value"] for r in rows if (r["task"], r["method"], r["metric"]) == (task, method, metric)]
             means[method] = np.mean(values) if values else np.nan
             cells.append(f"{np.mean(values):9.4f} ± {np.std(values):<6.4f}" if values else f"{'—':>18s}")
         if np.isnan(means["reservoir"]):
             continue
-        lines.append(f"{task:16s} {metric:11s} {' '.join(cells)}  {means['reservoir'] / means['full']:.2f}×")
+        lines.append(f"{task:16s} {metric:11s} {' '.join(cells)}  {means['reservoir'] / means['full']:13.2f}×"
+                     f"  {means['reservoir'] / means['full_projected']:23.2f}×")
     return "\n".join(lines)
 
 
@@ -228,14 +268,14 @@ def plot(directory: Path | str) -> list[Path]:
     fig, axes = plt.subplots(1, len(task_list), figsize=(3.6 * len(task_list), 3.4), squeeze=False)
     for ax, task in zip(axes[0], task_list, strict=True):
         metric = "test_error" if task == "digits" else "nmse"
-        methods = ["reservoir", "full", "full+ridge"]
+        methods = ["reservoir", "full", "full+ridge", "full_projected"]
         values = [[r["value"] for r in rows if (r["task"], r["method"], r["metric"]) == (task, m, metric)]
                   for m in methods]
-        ax.bar(range(3), [np.mean(v) for v in values], yerr=[np.std(v) for v in values], capsize=4,
-               color=["0.6", "C3", "C1"])
+        ax.bar(range(4), [np.mean(v) for v in values], yerr=[np.std(v) for v in values], capsize=4,
+               color=["0.6", "C3", "C1", "C4"])
         for i, v in enumerate(values):
             ax.plot([i] * len(v), v, "k.", ms=4)
-        ax.set_xticks(range(3), ["Reservoir", "Full", "Full +\nridge"])
+        ax.set_xticks(range(4), ["Reservoir", "Full", "Full +\nridge", "Full,\nprojected"])
         ax.set(title=task.replace("_", " "), ylabel="test error rate" if task == "digits" else "test NMSE")
     fig.suptitle(f"Sine delay reservoir, N = {N_UNITS}: trained vs random input mask (simulation)", fontsize=10)
     fig.tight_layout()

@@ -11,7 +11,7 @@ def test_quick_embodied_learning_run(tmp_path):
     rows = read_rows(directory / "results.csv")
     for task, metric in (("narma10", "nmse"), ("variable_delay", "nmse"), ("digits", "test_error")):
         methods = {r["method"] for r in rows if r["task"] == task and r["metric"] == metric}
-        assert {"reservoir", "full", "full+ridge"} <= methods
+        assert {"reservoir", "full", "full+ridge", "full_projected"} <= methods
         values = [r["value"] for r in rows if r["task"] == task and r["metric"] == metric]
         assert all(np.isfinite(values)) and all(0 <= v < 1.5 for v in values)
     # training made the validation loss fall from where the ridge-initialised system started
