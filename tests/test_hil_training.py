@@ -165,3 +165,21 @@ def test_physical_backprop_with_a_projected_readout_recovers_a_strongly_mismatch
     before = device_nmse(baseline, reservoir.params, u[800:], y[800:], washout=50)
     after = device_nmse(trained, result.params, u[800:], y[800:], washout=50)
     assert after < 0.8 * before and set(result.params) == {"input_side", "readout"}
+
+
+@pytest.mark.parametrize("snr_db, least", [(None, 1 - 1e-9), (30.0, 0.999), (10.0, 0.8)])
+def test_physical_backprop_gradient_direction_against_detection_noise(snr_db, least):
+    """Cosine similarity of the physical-backprop gradient (mask) on a noisy device with the true gradient
+    (the noiseless twin's, zero mismatch), for one 100-step sequence: 1 without noise, > 0.999 at 30 dB (README:
+    0.9999 over 5 seeds), still pointing the right way at 10 dB (README: 0.96)."""
+    u, y = tasks.narma10(100, seed=0)
+    u, y = u[None], y[None]
+    device = delay_device(30, seed=1, snr_db=snr_db, reservoir_options=F64)
+    side, _ = split_trainable(device.nominal_twin(), NAMES)
+    readout = {"W": jnp.asarray(np.random.default_rng(0).normal(0, 0.1, (30, 1))), "b": jnp.zeros(1)}
+    params = {"input_side": side, "readout": readout}
+    true = jax.grad(states_readout_loss(twin_states(device, NAMES), 20))(params, u, y)["input_side"]["mask"]
+    physical = jax.grad(states_readout_loss(device_states(device, NAMES, backward="device"), 20))(params, u, y)
+    physical = physical["input_side"]["mask"]
+    cosine = float(jnp.vdot(physical, true) / jnp.linalg.norm(physical) / jnp.linalg.norm(true))
+    assert cosine >= least

@@ -40,11 +40,12 @@ def test_quick_run_writes_every_method_and_resumes(tmp_path, tiny):
     assert {r["method"] for r in losses} == {"digital", "digital+readout", "hil", "physical_backprop", "spsa"}
 
     figures = ["error_vs_mismatch.png", "loss_vs_queries.png"]
+    drawn = {name: (directory / name).read_bytes() for name in figures}
     for name in figures:
-        assert (directory / name).exists()
         (directory / name).unlink()
     redrawn = experiment.plot(directory)  # from results.csv only
     assert sorted(p.name for p in redrawn) == sorted(figures)
+    assert all(p.read_bytes() == drawn[p.name] for p in redrawn)  # byte-identical PNGs
     assert "physical_backprop" in experiment.summary(rows)
     assert len(experiment.targets(rows)) == 3 * len(experiment.QUICK_TASKS)
 
