@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -256,11 +257,16 @@ def dac(bits: int, *, input_range: tuple[float, float] = (-1.0, 1.0),
     input_range = _check_range("input_range", input_range)
     fields = {field: _check_range(f"fields[{field!r}]", span) for field, span in (fields or {}).items()}
 
+    warn = _clipping_warner("dac")
+
     def init(nominal):
         _check_fields("fields", nominal, fields)
         return ()
 
     def apply(written, state, key):
+        for field, span in fields.items():
+            warn(f"field {field!r}", getattr(written.params, field), *span)
+        warn("inputs", written.inputs, *input_range)
         params = dataclasses.replace(written.params, **{
             field: quantise(getattr(written.params, field), bits, *span) for field, span in fields.items()})
         return Written(params, quantise(written.inputs, bits, *input_range)), state
@@ -347,11 +353,31 @@ def adc(bits: int, *, value_range: tuple[float, float] = (-1.0, 1.0)) -> Nonidea
     """ADC quantisation of the measured states with ``bits`` bits on ``value_range``, clipping at the range."""
     bits = check_scalar("adc_bits", bits, BITS)
     low, high = _check_range("adc_range", value_range)
+    warn = _clipping_warner("adc")
 
     def apply(states, state, key):
+        warn("measured states", states, low, high)
         return quantise(states, bits, low, high), state
 
     return Nonideality(lambda nominal: (), apply, "output")
+
+
+def _clipping_warner(piece: str) -> Callable[[str, Any, float, float], None]:
+    """``warn(what, values, low, high)``: a RuntimeWarning the first time this piece clips (a converter driven
+    outside its range saturates, as hardware does; the user should know once, not on every measurement)."""
+    warned = [False]
+
+    def warn(what: str, values: Any, low: float, high: float) -> None:
+        if warned[0] or _is_tracer(values):
+            return
+        values = np.asarray(values)
+        if values.size and (values.min() < low or values.max() > high):
+            warned[0] = True
+            warnings.warn(f"{piece}: {what} outside the range [{low:g}, {high:g}] (min {values.min():.4g}, max "
+                          f"{values.max():.4g}) are clipped to it, as the converter would; shown once per "
+                          f"device", RuntimeWarning, stacklevel=2)
+
+    return warn
 
 
 def piece_seeds(seed: int, count: int) -> list[int]:

@@ -341,3 +341,14 @@ def test_other_bad_arguments():
 
 def test_docstring_examples():
     assert doctest.testmod(hardware_sim.device).failed == 0
+
+
+def test_a_converter_driven_outside_its_range_clips_and_warns_once():
+    device = delay_device(6, seed=0, adc_bits=8, adc_range=(-0.1, 0.1))  # sine states reach beyond ±0.1
+    u = np.full((20, 1), 0.3)
+    with pytest.warns(RuntimeWarning, match=r"adc: measured states outside the range .* clipped") as record:
+        first = device.measure(u)
+        second = device.measure(u)
+    assert len([w for w in record if "adc" in str(w.message)]) == 1  # once per device, not per measurement
+    np.testing.assert_array_equal(first, second)
+    assert float(np.max(np.abs(first))) == pytest.approx(0.1)
