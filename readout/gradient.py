@@ -257,6 +257,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     context: Any = None,
+    callback: Callable[[int, Any], None] | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn(params, *batch)`` (or ``loss_fn(params, *batch, context)``) by mini-batch gradient
     descent with optax.
@@ -287,6 +288,8 @@ def train(
         context: a pytree of fixed arrays passed to ``loss_fn`` as its last argument, never trained.  The
             compiled step depends on ``loss_fn``'s identity and the shapes only, so a module-level ``loss_fn``
             with its constants (say, a twin's parameters) in ``context`` compiles once for many runs.
+        callback: called as ``callback(epoch, params)`` after every epoch (e.g. to score the parameters on
+            held-out data or a device); its return value is ignored.
 
     Returns:
         ``TrainResult``; with validation data its ``params`` are those of the epoch with the lowest
@@ -299,6 +302,8 @@ def train(
     learning_rate, n_epochs, batch_size, l2, validation_fraction, patience, seed = _check_train_options(
         optimizer, learning_rate=learning_rate, n_epochs=n_epochs, batch_size=batch_size, l2=l2,
         validation_fraction=validation_fraction, patience=patience, seed=seed).values()
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be None or a callable (epoch, params), got {callback!r}")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable (params, *batch) -> scalar, got {loss_fn!r}")
     _check_params(params)
@@ -351,6 +356,8 @@ def train(
                     f"{epoch * steps_per_epoch + index}); lower learning_rate (={learning_rate}) or check the data"
                 )
         history["train"].append(float(np.mean(losses)))
+        if callback is not None:
+            callback(epoch, params)
         postfix = {"loss": f"{history['train'][-1]:.4g}"}
         if validation is None:
             if not _all_finite(params):

@@ -241,3 +241,17 @@ def test_early_stopping_keeps_the_start_when_training_never_beats_it():
     assert result.best_epoch == -1
     assert result.history["initial_validation"][0] < min(result.history["validation"])
     np.testing.assert_array_equal(result.params.layers[0].weight, start.layers[0].weight)
+
+
+def test_train_calls_the_callback_after_every_epoch_with_the_current_parameters():
+    from readout import train
+
+    seen = []
+    loss = lambda p, x, y: jnp.mean((x * p["w"] - y) ** 2)
+    x = np.linspace(0, 1, 8)
+    result = train(loss, {"w": jnp.zeros(())}, (x, 2 * x), learning_rate=0.1, n_epochs=3, batch_size=4,
+                   progress=False, callback=lambda epoch, params: seen.append((epoch, float(params["w"]))))
+    assert [epoch for epoch, _ in seen] == [0, 1, 2]
+    assert seen[-1][1] == float(result.params["w"]) and 0 < seen[0][1] < seen[-1][1]
+    with pytest.raises(TypeError, match="callback"):
+        train(loss, {"w": jnp.zeros(())}, (x, 2 * x), callback=3)
