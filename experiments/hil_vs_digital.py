@@ -47,7 +47,7 @@ from experiments import metrics, tasks
 from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
 from experiments.sweep import run_sweep
 from hardware_sim import delay_device
-from hardware_sim.training import device_predictions, device_ridge_readout, train_on_device
+from hardware_sim.training import device_predictions, device_ridge_readout, ridge_objective, train_on_device
 from readout.features import one_hot
 from reservoir.trainable import split_trainable
 
@@ -81,6 +81,10 @@ SPSA = dict(n_epochs=30, spsa_gain=0.5, spsa_perturbation=0.1)  # one step per e
 QUICK_GRADIENT = dict(GRADIENT, n_epochs=3)
 QUICK_SPSA = dict(SPSA, n_epochs=6)
 ALPHA = 1e-4
+# Query cost of one training objective with many parameters (digits: 30 x 8 mask + 3 scalars = 243):
+# hil with its default settings against SPSA given a budget of SPSA_BUDGET_STEPS steps (2 queries each).
+QUERY_COST = dict(task="digits", mismatch=0.1, snr_db=None)
+SPSA_BUDGET_STEPS, QUICK_SPSA_BUDGET_STEPS = 400, 10
 COLORS = {"reservoir": "0.45", "digital": "C0", "digital+readout": "C1", "hil": "C3",
           "physical_backprop": "C4", "spsa": "C2"}
 
@@ -183,7 +187,10 @@ def method_params(method: str, unit: dict[str, Any], device, data: TaskData) -> 
 
 
 def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every method on fresh devices of one (task, mismatch, snr, seed): the unit's rows."""
+    """Every method on fresh devices of one (task, mismatch, snr, seed): the unit's rows (or, for a unit of
+    ``kind="query_cost"``, ``query_cost_rows``)."""
+    if unit.get("kind") == "query_cost":
+        return query_cost_rows(unit)
     # Small matrices (N = 30): BLAS threads only add overhead, and they fight over the 2 cores when a Dask
     # cluster runs one unit per core.
     with threadpool_limits(1, "blas"):
@@ -205,6 +212,34 @@ def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def query_cost_rows(unit: dict[str, Any]) -> list[dict[str, Any]]:
+    """hil vs SPSA on one objective: J(θ), the in-sample ridge NMSE of the training set measured on the device
+    (what SPSA descends), after every epoch (hil) or step (SPSA), against the device queries spent so far.
+    J is scored on a second, identical device (same seed; this configuration has no noise), so scoring costs
+    the trained devices nothing."""
+    with threadpool_limits(1, "blas"):
+        data = task_data(unit["task"], unit["seed"], unit["quick"])
+        objective = ridge_objective(make_device(unit), washout=data.washout, alpha=ALPHA, pool=data.pool)
+        rows = []
+        for method in ("hil", "spsa"):
+            device, scores = make_device(unit), []
+
+            def score(epoch, params, device=device, scores=scores):
+                scores.append((epoch, device.n_calls, objective(params["input_side"], data.u_train, data.y_train)))
+
+            options = training_options(unit["task"], method, unit["quick"])
+            if method == "spsa":
+                options["n_epochs"] = QUICK_SPSA_BUDGET_STEPS if unit["quick"] else SPSA_BUDGET_STEPS
+            train_on_device(device, data.u_train, data.y_train, mode=method, names=NAMES, washout=data.washout,
+                            alpha=ALPHA, seed=unit["seed"], pool=data.pool, callback=score, **options)
+            trained = split_trainable(device.nominal_twin(), list(NAMES))[0]
+            n_parameters = sum(int(np.size(value)) for value in trained.values())
+            rows += [dict(task=unit["task"], method=method, mismatch=unit["mismatch"], snr_db="none",
+                          seed=unit["seed"], metric="train_objective", value=float(value), device_queries=queries,
+                          epoch=epoch, n_parameters=n_parameters) for epoch, queries, value in scores]
+    return rows
+
+
 def config(quick: bool, seed_list: list[int]) -> dict[str, Any]:
     return {"experiment": "hil_vs_digital", "quick": quick, "seeds": seed_list,
             "tasks": QUICK_TASKS if quick else TASKS, "methods": METHODS,
@@ -213,7 +248,8 @@ def config(quick: bool, seed_list: list[int]) -> dict[str, Any]:
             "series": QUICK_SERIES if quick else SERIES, "digits": QUICK_DIGITS if quick else DIGITS,
             "channel_snr_db": CHANNEL_SNR_DB, "channel_input_scale": CHANNEL_INPUT_SCALE,
             "gradient": QUICK_GRADIENT if quick else GRADIENT, "batch_size": BATCH_SIZE,
-            "spsa": QUICK_SPSA if quick else SPSA}
+            "spsa": QUICK_SPSA if quick else SPSA, "query_cost": QUERY_COST,
+            "spsa_budget_steps": QUICK_SPSA_BUDGET_STEPS if quick else SPSA_BUDGET_STEPS}
 
 
 def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
@@ -223,6 +259,7 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
     directory = open_run(out, "hil_vs_digital", settings, fresh=fresh)
     units = [dict(task=task, mismatch=m, snr_db=s, seed=seed, quick=quick) for task in settings["tasks"]
              for s in settings["snrs_db"] for m in settings["mismatches"] for seed in seed_list]
+    units += [dict(QUERY_COST, kind="query_cost", seed=seed, quick=quick) for seed in seed_list]
     results = run_sweep(run_unit, units, directory, scheduler=scheduler, desc="hil vs digital")
     rows = [row for unit_rows in results for row in unit_rows]
     write_rows(directory / "results.csv", rows, COLUMNS)
@@ -286,7 +323,7 @@ def targets(rows: list[dict]) -> list[dict]:
     errors = _errors(rows)
     checks: list[dict] = []
     if not errors:
-        return checks
+        return _query_cost_checks(rows)
     strongest = max(float(m) for m in _levels(errors, "mismatch"))
     for task in _levels(errors, "task"):
         for snr in _levels(errors, "snr_db"):
@@ -321,7 +358,43 @@ def targets(rows: list[dict]) -> list[dict]:
                                    where=f"{task}, {snr_label(snr)}, every mismatch level",
                                    values="; ".join(f"{m:g}: {pb:.4g} vs {res:.4g}" for m, pb, res in pairs)
                                           + f" ({wins}/{len(pairs)} levels)", met=wins == len(pairs)))
+    checks += _query_cost_checks(rows)
     return checks
+
+
+def _query_cost_setting(rows: list[dict]) -> str:
+    row = next(r for r in rows if r["metric"] == "train_objective")
+    return f"{row['task']}, {row['n_parameters']} parameters, mismatch {float(row['mismatch']):g}, no noise"
+
+
+def query_cost_ratios(rows: list[dict]) -> list[tuple[Any, float, bool, float, float]]:
+    """Per seed: (seed, SPSA queries / hil queries to reach hil's lowest J, whether SPSA reached it at all —
+    if not, the ratio is a lower bound: SPSA's whole budget —, hil's queries, hil's lowest J)."""
+    objective = [r for r in rows if r["metric"] == "train_objective"]
+    ratios = []
+    for seed in _levels(objective, "seed"):
+        curve = {m: sorted((r for r in objective if r["method"] == m and _same(r["seed"], seed)),
+                           key=lambda r: int(r["epoch"])) for m in ("hil", "spsa")}
+        if not curve["hil"] or not curve["spsa"]:
+            continue
+        goal = min(float(r["value"]) for r in curve["hil"])
+        hil_queries = next(float(r["device_queries"]) for r in curve["hil"] if float(r["value"]) <= goal)
+        reached = [float(r["device_queries"]) for r in curve["spsa"] if float(r["value"]) <= goal]
+        spsa_queries = reached[0] if reached else float(curve["spsa"][-1]["device_queries"])
+        ratios.append((seed, spsa_queries / hil_queries, bool(reached), hil_queries, goal))
+    return ratios
+
+
+def _query_cost_checks(rows: list[dict]) -> list[dict]:
+    ratios = query_cost_ratios(rows)
+    if not ratios:
+        return []
+    values = "; ".join(f"seed {seed}: {'' if reached else '>= '}{ratio:.3g}x (hil J = {goal:.3g} after "
+                       f"{queries:.0f} queries{'' if reached else ', never reached by SPSA'})"
+                       for seed, ratio, reached, queries, goal in ratios)
+    return [dict(target="(4) spsa needs >= 10x hil's device queries to reach hil's training objective",
+                 where=_query_cost_setting(rows),
+                 values=values, met=all(ratio >= 10 for _, ratio, *_ in ratios))]
 
 
 def targets_report(rows: list[dict]) -> str:
@@ -337,7 +410,30 @@ def plot(directory: Path | str) -> list[Path]:
     vs device queries."""
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
-    return [_plot_error_vs_mismatch(directory, rows), _plot_loss_vs_queries(directory, rows)]
+    figures = [_plot_error_vs_mismatch(directory, rows), _plot_loss_vs_queries(directory, rows)]
+    if any(r["metric"] == "train_objective" for r in rows):
+        figures.append(_plot_objective_vs_queries(directory, rows))
+    return figures
+
+
+def _plot_objective_vs_queries(directory: Path, rows: list[dict]) -> Path:
+    """J(θ) (in-sample ridge NMSE of the training set on the device) against device queries, hil vs SPSA."""
+    plt = pyplot()
+    objective = [r for r in rows if r["metric"] == "train_objective"]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    seeds = _levels(objective, "seed")
+    for method in ("hil", "spsa"):
+        for seed in seeds:
+            curve = sorted((r for r in objective if r["method"] == method and _same(r["seed"], seed)),
+                           key=lambda r: int(r["epoch"]))
+            ax.plot([r["device_queries"] for r in curve], [r["value"] for r in curve], lw=1, alpha=0.8,
+                    color=COLORS[method], label=method if seed == seeds[0] else None)
+    ax.set(xscale="log", yscale="log", xlabel="device queries spent",
+           ylabel="training objective J on the device\n(in-sample ridge NMSE)",
+           title=f"hil vs SPSA: {_query_cost_setting(rows)}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, directory, "objective_vs_queries")
 
 
 def _plot_error_vs_mismatch(directory: Path, rows: list[dict]) -> Path:

@@ -14,6 +14,7 @@ def tiny(monkeypatch):
     """The quick configuration made smaller still, so the suite stays fast (the CLI's --quick is untouched)."""
     monkeypatch.setattr(experiment, "QUICK_SERIES", dict(experiment.QUICK_SERIES, n_train=500, n_test=300))
     monkeypatch.setattr(experiment, "QUICK_TASKS", ("narma10",))  # digits: test_digits_unit_scores_classes
+    monkeypatch.setattr(experiment, "QUERY_COST", dict(experiment.QUERY_COST, task="narma10"))  # same compiles
     monkeypatch.setattr(experiment, "QUICK_GRADIENT", dict(experiment.QUICK_GRADIENT, n_epochs=2))
     monkeypatch.setattr(experiment, "QUICK_SPSA", dict(experiment.QUICK_SPSA, n_epochs=3))
     experiment.task_data.cache_clear()
@@ -39,7 +40,12 @@ def test_quick_run_writes_every_method_and_resumes(tmp_path, tiny):
     assert all(isinstance(r["epoch"], int) for r in losses)
     assert {r["method"] for r in losses} == {"digital", "digital+readout", "hil", "physical_backprop", "spsa"}
 
-    figures = ["error_vs_mismatch.png", "loss_vs_queries.png"]
+    objective = [r for r in rows if r["metric"] == "train_objective"]
+    assert {r["method"] for r in objective} == {"hil", "spsa"} and objective[0]["n_parameters"] == 33
+    spsa_queries = [r["device_queries"] for r in objective if r["method"] == "spsa"]
+    assert spsa_queries == sorted(spsa_queries) and len(spsa_queries) == experiment.QUICK_SPSA_BUDGET_STEPS
+
+    figures = ["error_vs_mismatch.png", "loss_vs_queries.png", "objective_vs_queries.png"]
     drawn = {name: (directory / name).read_bytes() for name in figures}
     for name in figures:
         (directory / name).unlink()
@@ -47,7 +53,7 @@ def test_quick_run_writes_every_method_and_resumes(tmp_path, tiny):
     assert sorted(p.name for p in redrawn) == sorted(figures)
     assert all(p.read_bytes() == drawn[p.name] for p in redrawn)  # byte-identical PNGs
     assert "physical_backprop" in experiment.summary(rows)
-    assert len(experiment.targets(rows)) == 3 * len(experiment.QUICK_TASKS)
+    assert len(experiment.targets(rows)) == 3 * len(experiment.QUICK_TASKS) + 1  # + the query-cost target
 
     # The same command again resumes from units.jsonl: nothing is recomputed, the results are identical.
     before = (directory / "results.csv").read_text()
