@@ -41,7 +41,7 @@ from reservoir import bptt_loss, delay_reservoir, run, run_states, split_trainab
 from reservoir.trainable import merge_trainable
 
 DESCRIPTION = "Full (mask + readout by BPTT) vs Reservoir (random mask, ridge) on NARMA10, variable delay, digits"
-COLUMNS = ("task", "method", "n_units", "seed", "metric", "value")
+COLUMNS = ("task", "method", "platform", "n_units", "seed", "metric", "value", "device_queries")
 TRAINED = ("mask", "bias_mask", "input_gain", "feedback_gain", "phase")
 GAIN_GRID = {"input_gain": [0.2, 0.5, 1.0], "feedback_gain": [0.5, 0.8, 0.95]}
 ALPHAS = tuple(10.0 ** np.arange(-8, 1))
@@ -55,6 +55,7 @@ PROJECTED_TRAINING = {"sequences": dict(learning_rate=1e-2, n_epochs=60, batch_s
                       "digits": dict(learning_rate=1e-2, n_epochs=60, batch_size=100, validation_fraction=0.2)}
 PROJECTED_ALPHA = 1e-4
 QUICK_PROJECTED_EPOCHS = 8
+QUICK_DEVICE_EPOCHS = 2
 
 
 def projected_full(params, inputs, targets, *, washout: int, pool: bool, kind: str, seed: int, quick: bool):
@@ -66,6 +67,43 @@ def projected_full(params, inputs, targets, *, washout: int, pool: bool, kind: s
                              washout=washout, alpha=PROJECTED_ALPHA, pool=pool, readout="ridge", seed=seed,
                              **options)
     return merge_trainable(params, result.params["input_side"]), result.history["train"]
+
+
+# The device half: the same reservoir as an opto-electronic device 10 % off its model, with 30 dB detection noise.
+DEVICE = dict(mismatch=0.1, snr_db=30.0)
+MASKS = ("trained", "time-shuffled", "random")
+
+
+def device_half(params, projected, score, train_data, *, washout: int, pool: bool, kind: str, seed: int,
+                quick: bool) -> list[dict]:
+    """JMLR 2015 Table 1 and the device column of Hermans 2016, rows of (method, platform, value).
+
+    ``score(states_of)`` is the task's test error given ``states_of(inputs) -> states``, with the readout re-fit
+    by ridge on the training part.  Masks: ``trained`` (``projected``'s input side, trained in simulation),
+    ``time-shuffled`` (the same values, the virtual nodes permuted: the distribution kept, the order lost),
+    ``random`` (the baseline's); each scored in simulation and written onto the device (readout re-fit on
+    measured states).  ``physical_backprop``: the input side trained on the device itself (forward and
+    backward through it, readout projected out of the loss), scored on the device.
+    """
+    trained = split_trainable(projected, TRAINED)[0]
+    order = np.random.default_rng(seed).permutation(N_UNITS)
+    sides = {"trained": trained, "random": split_trainable(params, TRAINED)[0],
+             "time-shuffled": dict(trained, mask=trained["mask"][order], bias_mask=trained["bias_mask"][order])}
+    device = wrap_device(params, seed=seed, **DEVICE)
+    rows = []
+    for mask, side in sides.items():
+        simulated = merge_trainable(params, side)
+        rows.append(dict(method=f"{mask}_mask", platform="simulation",
+                         value=score(lambda x, p=simulated: np.asarray(run(p, x), np.float64))))
+        rows.append(dict(method=f"{mask}_mask", platform="device",
+                         value=score(lambda x, s=side: np.asarray(device.measure(x, s), np.float64))))
+    options = dict(PROJECTED_TRAINING[kind], **({"n_epochs": QUICK_DEVICE_EPOCHS} if quick else {}))
+    result = train_on_device(device, *train_data, mode="physical_backprop", names=TRAINED, washout=washout,
+                             alpha=PROJECTED_ALPHA, pool=pool, readout="ridge", seed=seed, **options)
+    side = result.params["input_side"]
+    rows.append(dict(method="physical_backprop", platform="device", device_queries=result.n_calls,
+                     value=score(lambda x: np.asarray(device.measure(x, side), np.float64))))
+    return rows
 
 
 def linear(readout: dict, state: jax.Array) -> jax.Array:
@@ -134,11 +172,15 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
                                                  kind="sequences", seed=seed, quick=quick)
     projected_nmse = test_nmse(all_states(projected))
     base = dict(task=task, n_units=N_UNITS, seed=seed, metric="nmse")
+    device_rows = device_half(params, projected, lambda states_of: test_nmse(states_of(u_all)),
+                              (u_chunks, y_chunks), washout=chunk_washout, pool=False, kind="sequences",
+                              seed=seed, quick=quick)
     return [dict(base, method="reservoir", value=reservoir_nmse, **search.config),
             dict(base, method="full", value=full_nmse, epochs=len(result.history["train"])),
             dict(base, method="full+ridge", value=refit_nmse),
             dict(base, method="gradient_readout", value=gradient_nmse),
             dict(base, method="full_projected", value=projected_nmse),
+            *[dict(base, **row) for row in device_rows],
             *[dict(base, method="full_projected", metric="train_loss", epoch=e, value=v)
               for e, v in enumerate(projected_losses)],
             *[dict(base, method="full", metric="train_loss", epoch=e, value=v)
@@ -161,6 +203,8 @@ def digits(seed: int, quick: bool) -> list[dict]:
     """Sequence classification: mean-pooled states of the 8 row steps, softmax/argmax readout."""
     sequences, labels = tasks.digits_sequences()
     x_train, x_test, y_train, y_test = tasks.digits_train_test_split(sequences, labels, seed=seed)
+    if quick:  # a smaller problem, for a run that only checks the pipeline
+        x_train, y_train, x_test, y_test = x_train[:400], y_train[:400], x_test[:200], y_test[:200]
     n_fit = int(0.8 * len(x_train))  # validation split carved from the training images
 
     def features(params, x):
@@ -199,10 +243,19 @@ def digits(seed: int, quick: bool) -> list[dict]:
     ridge = RidgeCV(alphas=ALPHAS).fit(features(projected, x_train), one_hot(y_train, 10))
     projected_error = 1 - metrics.accuracy(y_test, ridge.predict(features(projected, x_test)).argmax(-1))
     base = dict(task="digits", n_units=N_UNITS, seed=seed, metric="test_error")
+
+    def score(states_of) -> float:
+        train_features, test_features = (pool_states(states_of(x), DIGITS_POOLING) for x in (x_train, x_test))
+        refit = RidgeCV(alphas=ALPHAS).fit(train_features, one_hot(y_train, 10))
+        return 1 - metrics.accuracy(y_test, refit.predict(test_features).argmax(-1))
+
+    device_rows = device_half(params, projected, score, (x_train, one_hot(y_train, 10)), washout=0, pool=True,
+                              kind="digits", seed=seed, quick=quick)
     return [dict(base, method="reservoir", value=reservoir_error, **search.config),
             dict(base, method="full", value=full_error, epochs=len(result.history["train"])),
             dict(base, method="full+ridge", value=refit_error),
             dict(base, method="full_projected", value=projected_error),
+            *[dict(base, **row) for row in device_rows],
             *[dict(base, method="full_projected", metric="train_loss", epoch=e, value=v)
               for e, v in enumerate(projected_losses)],
             *[dict(base, method="full", metric="train_loss", epoch=e, value=v)
@@ -230,7 +283,8 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
                          {"experiment": "embodied_learning", "quick": quick, "seeds": seed_list, "x64": x64,
                           "n_units": N_UNITS, "trained": TRAINED, "gain_grid": GAIN_GRID, "alphas": ALPHAS,
                           "sequence_training": SEQUENCE_TRAINING, "digits_training": DIGITS_TRAINING,
-                          "projected_training": PROJECTED_TRAINING, "projected_alpha": PROJECTED_ALPHA},
+                          "projected_training": PROJECTED_TRAINING, "projected_alpha": PROJECTED_ALPHA,
+                          "device": DEVICE},
                          fresh=fresh)
     units = [dict(task=task, seed=seed, quick=quick, x64=x64)
              for task in ("narma10", "variable_delay", "digits") for seed in seed_list]
@@ -257,6 +311,18 @@ def summary(rows: list[dict]) -> str:
             continue
         lines.append(f"{task:16s} {metric:11s} {' '.join(cells)}  {means['reservoir'] / means['full']:13.2f}×"
                      f"  {means['reservoir'] / means['full_projected']:23.2f}×")
+    lines += ["", f"Device half (mismatch {DEVICE['mismatch']:g}, {DEVICE['snr_db']:g} dB; readout re-fit on each "
+                  f"platform):", f"{'task':16s} {'mask':14s} {'simulation':>18s} {'device':>18s}"]
+    for task in ("narma10", "variable_delay", "digits"):
+        metric = "test_error" if task == "digits" else "nmse"
+        for method in [f"{m}_mask" for m in MASKS] + ["physical_backprop"]:
+            cells = []
+            for platform in ("simulation", "device"):
+                values = [r["value"] for r in rows if (r["task"], r["method"], r["metric"], r.get("platform"))
+                          == (task, method, metric, platform)]
+                cells.append(f"{np.mean(values):9.4f} ± {np.std(values):<6.4f}" if values else f"{'—':>18s}")
+            if any(cell.strip() != "—" for cell in cells):
+                lines.append(f"{task:16s} {method.removesuffix('_mask'):14s} {' '.join(cells)}")
     return "\n".join(lines)
 
 
@@ -279,4 +345,29 @@ def plot(directory: Path | str) -> list[Path]:
         ax.set(title=task.replace("_", " "), ylabel="test error rate" if task == "digits" else "test NMSE")
     fig.suptitle(f"Sine delay reservoir, N = {N_UNITS}: trained vs random input mask (simulation)", fontsize=10)
     fig.tight_layout()
-    return [save_figure(fig, directory, "full_vs_reservoir")]
+    return [save_figure(fig, directory, "full_vs_reservoir"), _plot_device_half(directory, rows, task_list)]
+
+
+def _plot_device_half(directory: Path, rows: list[dict], task_list: list[str]) -> Path:
+    """JMLR 2015 Table 1 as bars: each mask in simulation and on the device, and physical backprop."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(task_list), figsize=(4.2 * len(task_list), 3.6), squeeze=False)
+    bars = [(f"{m}_mask", platform) for m in MASKS for platform in ("simulation", "device")]
+    bars.append(("physical_backprop", "device"))
+    for ax, task in zip(axes[0], task_list, strict=True):
+        metric = "test_error" if task == "digits" else "nmse"
+        values = [[r["value"] for r in rows if (r["task"], r["method"], r["metric"], r.get("platform"))
+                   == (task, method, metric, platform)] for method, platform in bars]
+        colors = ["C0" if platform == "simulation" else "C3" for _, platform in bars[:-1]] + ["C4"]
+        ax.bar(range(len(bars)), [np.mean(v) if v else np.nan for v in values],
+               yerr=[np.std(v) if v else 0 for v in values], capsize=3, color=colors)
+        for i, v in enumerate(values):
+            ax.plot([i] * len(v), v, "k.", ms=3)
+        labels = [f"{method.removesuffix('_mask')}\n{'sim' if platform == 'simulation' else 'device'}"
+                  for method, platform in bars[:-1]] + ["physical\nbackprop"]
+        ax.set_xticks(range(len(bars)), labels, fontsize=7)
+        ax.set(title=task.replace("_", " "), ylabel="test error rate" if task == "digits" else "test NMSE")
+    fig.suptitle(f"Masks in simulation and on a device ({DEVICE['mismatch']:g} mismatch, "
+                 f"{DEVICE['snr_db']:g} dB), readout re-fit on each; and training on the device", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, directory, "masks_simulation_vs_device")
