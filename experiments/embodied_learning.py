@@ -58,11 +58,16 @@ QUICK_PROJECTED_EPOCHS = 8
 QUICK_DEVICE_EPOCHS = 2
 
 
+def _projected_options(kind: str, n_epochs: int | None) -> dict[str, Any]:
+    """``PROJECTED_TRAINING[kind]``, with ``n_epochs`` overridden when given (quick runs)."""
+    return dict(PROJECTED_TRAINING[kind], **({} if n_epochs is None else {"n_epochs": n_epochs}))
+
+
 def projected_full(params, inputs, targets, *, washout: int, pool: bool, kind: str, seed: int, quick: bool):
     """The input side trained with the readout solved in closed form inside the loss: the trained reservoir
     and the per-epoch training losses.  Runs ``hardware_sim``'s trainer on a perfect device (no mismatch,
     noise or quantisation), so simulation and hardware experiments share one implementation."""
-    options = dict(PROJECTED_TRAINING[kind], **({"n_epochs": QUICK_PROJECTED_EPOCHS} if quick else {}))
+    options = _projected_options(kind, QUICK_PROJECTED_EPOCHS if quick else None)
     result = train_on_device(wrap_device(params, seed=seed), inputs, targets, mode="digital", names=TRAINED,
                              washout=washout, alpha=PROJECTED_ALPHA, pool=pool, readout="ridge", seed=seed,
                              **options)
@@ -97,7 +102,7 @@ def device_half(params, projected, score, train_data, *, washout: int, pool: boo
                          value=score(lambda x, p=simulated: np.asarray(run(p, x), np.float64))))
         rows.append(dict(method=f"{mask}_mask", platform="device",
                          value=score(lambda x, s=side: np.asarray(device.measure(x, s), np.float64))))
-    options = dict(PROJECTED_TRAINING[kind], **({"n_epochs": QUICK_DEVICE_EPOCHS} if quick else {}))
+    options = _projected_options(kind, QUICK_DEVICE_EPOCHS if quick else None)
     result = train_on_device(device, *train_data, mode="physical_backprop", names=TRAINED, washout=washout,
                              alpha=PROJECTED_ALPHA, pool=pool, readout="ridge", seed=seed, **options)
     side = result.params["input_side"]
@@ -363,7 +368,7 @@ def _plot_device_half(directory: Path, rows: list[dict], task_list: list[str]) -
                yerr=[np.std(v) if v else 0 for v in values], capsize=3, color=colors)
         for i, v in enumerate(values):
             ax.plot([i] * len(v), v, "k.", ms=3)
-        labels = [f"{method.removesuffix('_mask')}\n{'sim' if platform == 'simulation' else 'device'}"
+        labels = [f"{method.removesuffix('_mask').removeprefix('time-')}\n{platform.removesuffix('ulation')}"
                   for method, platform in bars[:-1]] + ["physical\nbackprop"]
         ax.set_xticks(range(len(bars)), labels, fontsize=7)
         ax.set(title=task.replace("_", " "), ylabel="test error rate" if task == "digits" else "test NMSE")

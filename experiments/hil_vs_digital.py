@@ -347,11 +347,9 @@ def targets(rows: list[dict]) -> list[dict]:
                                       + f"; max/min - 1 = {spread:.1%}", met=bool(spread <= 0.2)))
         for snr in _levels(errors, "snr_db"):
             levels = sorted(_levels([r for r in errors if _same(r["snr_db"], snr)], "mismatch"), key=float)
-            pairs = [(m, np.mean(_values(errors, method="physical_backprop", task=task, snr_db=snr, mismatch=m)),
-                      np.mean(_values(errors, method="reservoir", task=task, snr_db=snr, mismatch=m)))
-                     for m in levels if _values(errors, method="physical_backprop", task=task, snr_db=snr,
-                                                mismatch=m) and _values(errors, method="reservoir", task=task,
-                                                                        snr_db=snr, mismatch=m)]
+            compared = {m: [_values(errors, method=method, task=task, snr_db=snr, mismatch=m)
+                            for method in ("physical_backprop", "reservoir")] for m in levels}
+            pairs = [(m, np.mean(pb), np.mean(res)) for m, (pb, res) in compared.items() if pb and res]
             if pairs:
                 wins = sum(pb < res for _, pb, res in pairs)
                 checks.append(dict(target="(3) physical_backprop beats the random-mask Reservoir baseline",
@@ -367,14 +365,28 @@ def _query_cost_setting(rows: list[dict]) -> str:
     return f"{row['task']}, {row['n_parameters']} parameters, mismatch {float(row['mismatch']):g}, no noise"
 
 
+def _curve(rows: list[dict], **match: Any) -> list[dict]:
+    """The rows matching ``match``, in epoch order: one training curve."""
+    return sorted((r for r in rows if _matches(r, match)), key=lambda r: int(r["epoch"]))
+
+
+def _plot_curves(ax, rows: list[dict], methods: tuple[str, ...], alpha: float, **match: Any) -> None:
+    """One line per method and seed: ``value`` against the device queries spent, labelled once per method."""
+    seeds = _levels(rows, "seed")
+    for method in methods:
+        for seed in seeds:
+            curve = _curve(rows, method=method, seed=seed, **match)
+            ax.plot([r["device_queries"] for r in curve], [r["value"] for r in curve], lw=1, alpha=alpha,
+                    color=COLORS[method], label=method if seed == seeds[0] else None)
+
+
 def query_cost_ratios(rows: list[dict]) -> list[tuple[Any, float, bool, float, float]]:
     """Per seed: (seed, SPSA queries / hil queries to reach hil's lowest J, whether SPSA reached it at all —
     if not, the ratio is a lower bound: SPSA's whole budget —, hil's queries, hil's lowest J)."""
     objective = [r for r in rows if r["metric"] == "train_objective"]
     ratios = []
     for seed in _levels(objective, "seed"):
-        curve = {m: sorted((r for r in objective if r["method"] == m and _same(r["seed"], seed)),
-                           key=lambda r: int(r["epoch"])) for m in ("hil", "spsa")}
+        curve = {m: _curve(objective, method=m, seed=seed) for m in ("hil", "spsa")}
         if not curve["hil"] or not curve["spsa"]:
             continue
         goal = min(float(r["value"]) for r in curve["hil"])
@@ -421,13 +433,7 @@ def _plot_objective_vs_queries(directory: Path, rows: list[dict]) -> Path:
     plt = pyplot()
     objective = [r for r in rows if r["metric"] == "train_objective"]
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    seeds = _levels(objective, "seed")
-    for method in ("hil", "spsa"):
-        for seed in seeds:
-            curve = sorted((r for r in objective if r["method"] == method and _same(r["seed"], seed)),
-                           key=lambda r: int(r["epoch"]))
-            ax.plot([r["device_queries"] for r in curve], [r["value"] for r in curve], lw=1, alpha=0.8,
-                    color=COLORS[method], label=method if seed == seeds[0] else None)
+    _plot_curves(ax, objective, ("hil", "spsa"), alpha=0.8)
     ax.set(xscale="log", yscale="log", xlabel="device queries spent",
            ylabel="training objective J on the device\n(in-sample ridge NMSE)",
            title=f"hil vs SPSA: {_query_cost_setting(rows)}")
@@ -484,13 +490,7 @@ def _plot_loss_vs_queries(directory: Path, rows: list[dict]) -> Path:
         task_rows = [r for r in losses if r["task"] == task]
         strongest = max(float(r["mismatch"]) for r in task_rows)
         snr = _levels(task_rows, "snr_db")[0]
-        for method in TRAINED_ON_DEVICE:
-            for seed in _levels(task_rows, "seed"):
-                curve = [r for r in task_rows if _matches(r, dict(method=method, seed=seed, snr_db=snr,
-                                                                  mismatch=strongest))]
-                curve.sort(key=lambda r: int(r["epoch"]))
-                ax.plot([r["device_queries"] for r in curve], [r["value"] for r in curve], lw=1, alpha=0.7,
-                        color=COLORS[method], label=method if seed == _levels(task_rows, "seed")[0] else None)
+        _plot_curves(ax, task_rows, TRAINED_ON_DEVICE, alpha=0.7, snr_db=snr, mismatch=strongest)
         ax.set(xscale="log", yscale="log", xlabel="device queries spent",
                ylabel="training loss on the device\n(hil, physical_backprop: MSE; spsa: ridge NMSE)",
                title=f"{task}: mismatch {strongest:g}, {snr_label(snr)}")

@@ -67,7 +67,6 @@ from readout.ridge import Ridge
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
     NON_NEGATIVE,
-    NON_NEGATIVE_INT,
     POSITIVE,
     check_array,
     check_choice,
@@ -214,8 +213,14 @@ def readout_view(states: Any, targets: Any, washout: int, pool: bool = False) ->
     """What the readout sees and must output: the states after ``washout`` steps (…, T − washout, N) and the
     matching targets; with ``pool``, the states averaged over those steps (B, N) and one target per sequence
     (B, O) — sequence classification, where a linear readout of the mean state is the mean of its outputs."""
-    states = states[..., washout:, :]
-    return (states.mean(axis=-2), targets) if pool else (states, targets[..., washout:, :])
+    if pool:
+        return pooled_states(states, washout), targets
+    return states[..., washout:, :], targets[..., washout:, :]
+
+
+def pooled_states(states: Any, washout: int) -> Any:
+    """Each sequence's states averaged over its steps after ``washout``: (…, T, N) -> (…, N)."""
+    return states[..., washout:, :].mean(axis=-2)
 
 
 def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.Array, washout: int,
@@ -434,7 +439,6 @@ def train_on_device(
     """
     check_choice("mode", mode, MODES)
     check_choice("readout", readout, ("joint", "ridge"))
-    washout = check_scalar("washout", washout, NON_NEGATIVE_INT)
     alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
     inputs = check_array("inputs", inputs, 3, {-1: device.n_inputs})
     if pool:
@@ -527,7 +531,7 @@ def device_predictions(device: Device, params: dict[str, Any], inputs: Any, *, w
     one row per sequence (B, O) with ``pool`` (states averaged over the steps after ``washout``)."""
     states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
     if pool:
-        states = states[..., washout:, :].mean(axis=-2)
+        states = pooled_states(states, washout)
     return states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
 
 
