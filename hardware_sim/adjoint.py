@@ -25,6 +25,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from reservoir import trig
 from reservoir.delay import DelayParams
 
 
@@ -44,9 +45,9 @@ def node_arguments(params: DelayParams, inputs: jax.Array, states: jax.Array) ->
 def derivative_reading(params: DelayParams, arguments: jax.Array) -> jax.Array:
     """The modulator read with its bias shifted by π/2: f(a + π/2), = cos a for an ideal sine."""
     shifted = arguments + math.pi / 2
-    reading = jnp.sin(shifted)
+    reading = trig.sin(shifted)
     if params.harmonic is not None:
-        reading = reading + params.harmonic * jnp.sin(2 * shifted)
+        reading = reading + params.harmonic * trig.sin(2 * shifted)
     return reading
 
 

@@ -89,8 +89,8 @@ def checked_inputs_and_state(params: Reservoir, inputs: Any, initial_state: Any)
     check_instance("params", params, Reservoir)
     inputs = check_array("inputs", inputs, (2, 3), {-1: params.n_inputs}, nonempty=True, dtype=params.dtype)
     state_shape = (inputs.shape[0], params.n_units) if inputs.ndim == 3 else (params.n_units,)
-    if initial_state is None:
-        initial_state = jnp.zeros(state_shape, params.dtype)
+    if initial_state is None:  # NumPy zeros: jnp.zeros would compile a broadcast on a fresh process's first run
+        initial_state = np.zeros(state_shape, params.dtype)
     else:
         initial_state = check_array("initial_state", initial_state, len(state_shape), dtype=params.dtype)
         if tuple(initial_state.shape) != state_shape:

@@ -69,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from reservoir import trig
 from reservoir.core import as_dtype
 from reservoir.validation import (
     NON_NEGATIVE,
@@ -179,17 +180,17 @@ class DelayParams:
 
 
 def _sine_update(params: DelayParams, initial_state: jax.Array):
-    def step(carry, drive):
-        x_prev, x_last_before = carry  # x(n−1) and x_{N−1}(n−2)
-        # x_{i−1}(n−1) for node i ≥ 1; node 0 gets x_{N−1}(n−2)
-        delayed = jnp.concatenate([x_last_before[None], x_prev[:-1]])
-        argument = params.feedback_gain * delayed + drive + params.phase
-        x = jnp.sin(argument)
+    # The carry is the loop's content as one (N+1,) vector, [x_{N−1}(n−2), x_0(n−1), …, x_{N−1}(n−1)]: its
+    # first N entries are exactly what feeds period n.  (A tuple (x(n−1), x_{N−1}(n−2)) with a scalar made
+    # XLA's CPU loop 4× slower per period.)
+    def step(loop, drive):
+        argument = params.feedback_gain * loop[:-1] + drive + params.phase
+        x = trig.sin(argument)
         if params.harmonic is not None:
-            x = x + params.harmonic * jnp.sin(2 * argument)
-        return (x, x_prev[-1]), x
+            x = x + params.harmonic * trig.sin(2 * argument)
+        return jnp.concatenate([loop[-1:], x]), x
 
-    return step, (initial_state, jnp.zeros((), initial_state.dtype))
+    return step, jnp.concatenate([jnp.zeros(1, initial_state.dtype), initial_state])
 
 
 def _sin2_lowpass_update(params: DelayParams, initial_state: jax.Array):
@@ -200,12 +201,13 @@ def _sin2_lowpass_update(params: DelayParams, initial_state: jax.Array):
     chain = _linear_chain(decay, params.n_units, kappa_over_theta - decay, 1.0 - kappa_over_theta)
 
     def step(carry, drive):
-        a_prev, gamma_last = carry  # ā over the previous period and its last filter drive γ
-        gamma = params.feedback_gain * (jnp.sin(a_prev + drive + params.phase) ** 2 - 0.5)
+        # [ā over the previous period, its last filter drive γ], one vector (see _sine_update)
+        a_prev, gamma_last = carry[:-1], carry[-1]
+        gamma = params.feedback_gain * (trig.sin(a_prev + drive + params.phase) ** 2 - 0.5)
         a = chain(gamma, gamma_last, a_prev[-1])
-        return (a, gamma[-1]), a
+        return jnp.concatenate([a, gamma[-1:]]), a
 
-    return step, (initial_state, jnp.zeros((), initial_state.dtype))
+    return step, jnp.concatenate([initial_state, jnp.zeros(1, initial_state.dtype)])
 
 
 def _mackey_glass_update(params: DelayParams, initial_state: jax.Array):
