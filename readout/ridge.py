@@ -194,7 +194,12 @@ class Ridge:
         if self.coef_ is None:
             raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
         features = check_array("features", features, (1, 2, 3), {-1: self.coef_.shape[0]})
-        return np.asarray(features, np.float64) @ self.coef_ + self.intercept_
+        rows = features.reshape(-1, features.shape[-1])
+        outputs = np.empty((len(rows), self.coef_.shape[1]))
+        for start in range(0, len(rows), CHUNK_ROWS):  # float64 in cache-sized blocks, as in ridge_statistics
+            block = slice(start, start + CHUNK_ROWS)
+            outputs[block] = np.asarray(rows[block], np.float64) @ self.coef_ + self.intercept_
+        return outputs.reshape(*features.shape[:-1], self.coef_.shape[1])
 
     def score(self, features: Any, targets: Any) -> float:
         """Normalised mean squared error (lower is better), averaged over outputs; see experiments.metrics."""

@@ -40,8 +40,31 @@ def _sequence(params: Reservoir, inputs: jax.Array, initial_state: jax.Array, te
     return params.sequence(inputs, initial_state, teacher)
 
 
+def _batch_in_place(params: Reservoir, inputs: jax.Array, initial_state: jax.Array) -> jax.Array:
+    """Forward only: one scan over time of the batched step, each step's (B, N) states written straight
+    into the (B, T, N) result.
+
+    ``vmap`` of ``sequence`` stacks time-major and transposes at the end, a full extra pass over the states
+    (64 × 2000 × 500 states: 0.69 s → 0.54 s with this).  Not for differentiation: reverse mode through the
+    carried buffer copies it at every step (40× slower), so ``run`` takes this path only on concrete values.
+    """
+    step = params.scan_step(initial_state[0])[0]
+    carry = jax.vmap(lambda state: params.scan_step(state)[1])(initial_state)
+    batched_step = jax.vmap(step)
+    n_batch, n_steps = inputs.shape[:2]
+
+    def body(loop, u):
+        carry, states, t = loop
+        carry, x = batched_step(carry, u)
+        return (carry, jax.lax.dynamic_update_slice(states, x[:, None, :], (0, t, 0)), t + 1), None
+
+    states = jnp.zeros((n_batch, n_steps, params.n_units), params.dtype)
+    return jax.lax.scan(body, (carry, states, 0), jnp.swapaxes(inputs, 0, 1))[0][1]
+
+
 _run_one = jax.jit(_sequence)
 _run_batch = jax.jit(jax.vmap(_sequence, in_axes=(None, 0, 0, 0)))
+_run_batch_in_place = jax.jit(_batch_in_place)
 
 
 def run(
@@ -77,10 +100,19 @@ def run(
         teacher = jnp.asarray(teacher, dtype)
     elif params.n_feedback:
         raise ValueError(f"teacher is required: this reservoir feeds back {params.n_feedback} outputs")
-    states = (_run_batch if batched else _run_one)(params, inputs, initial_state, teacher)
+    if not batched:
+        states = _run_one(params, inputs, initial_state, teacher)
+    elif teacher is None and hasattr(params, "scan_step") and not _any_tracer((params, inputs, initial_state)):
+        states = _run_batch_in_place(params, inputs, initial_state)
+    else:  # traced (under jit/grad/vmap), or teacher forcing
+        states = _run_batch(params, inputs, initial_state, teacher)
     if check_finite and not _is_tracer(states):
         raise_if_diverged(states)
     return states
+
+
+def _any_tracer(tree: Any) -> bool:
+    return any(_is_tracer(leaf) for leaf in jax.tree_util.tree_leaves(tree))
 
 
 def checked_inputs_and_state(params: Reservoir, inputs: Any, initial_state: Any) -> tuple[jax.Array, jax.Array]:

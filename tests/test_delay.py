@@ -141,6 +141,8 @@ def test_run_batched_equals_per_sequence(model):
     assert batched.shape == (3, N_STEPS, 5)
     for b in range(3):
         np.testing.assert_allclose(batched[b], run(params, inputs[b], initial[b]), rtol=0, atol=1e-12)
+    # run on concrete values takes the forward-only in-place path, traced the vmap path: the same states
+    np.testing.assert_allclose(jax.jit(run)(params, inputs, initial), batched, rtol=0, atol=1e-12)
 
 
 TRAINED = ("mask", "bias_mask", "input_gain", "feedback_gain", "phase")

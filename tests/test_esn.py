@@ -62,9 +62,10 @@ def test_generate_matches_a_closed_loop_written_by_hand():
 def test_batched_equals_per_sequence():
     p = esn(25, 3, seed=0, leak_rate=0.7)
     u = np.random.default_rng(0).normal(size=(4, 30, 3))
-    batched = run(p, u)
+    batched = run(p, u)  # concrete values: the forward-only in-place batch path
     for b in range(4):
         np.testing.assert_allclose(batched[b], run(p, u[b]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(jax.jit(run)(p, u), batched)  # traced: the vmap path
 
 
 def test_spectral_radius_and_density():
