@@ -48,6 +48,10 @@ DESCRIPTION = "speed vs ReservoirPy 0.4.2 (NumPy/JAX backends) and vs this machi
 COLUMNS = ("case", "implementation", "metric", "value", "target", "kind")
 ROOT = Path(__file__).resolve().parents[1]
 
+# Pause before every timed call: OpenBLAS's threads busy-wait ~0.1 s after a call, and on 2 cores whatever
+# runs next (XLA's threads, or another library's BLAS) would be timed against them.
+IDLE_SECONDS = 0.3
+
 # Shared ESN hyperparameters of cases a and b (ours and ReservoirPy's).
 LEAK, RADIUS, CONNECTIVITY, RIDGE, WARMUP = 0.3, 0.9, 0.1, 1e-6, 100
 
@@ -268,6 +272,7 @@ def esn_case(case: str, sizes: dict, repeats: int, fresh_repeats: int, peers: li
             fresh.append(in_subprocess("fresh_esn_first_call", n_units=n_units, n_steps=n_steps, n_train=n_train,
                                        n_sequences=n_sequences))
         for name, fn in contenders.items():
+            time.sleep(IDLE_SECONDS)  # the previous contender's BLAS threads go idle (see batched_states_case)
             took, last[name] = timed_call(fn)
             times[name].append(took)
     median = {name: float(np.median(t)) for name, t in times.items()}
@@ -291,9 +296,6 @@ def esn_case(case: str, sizes: dict, repeats: int, fresh_repeats: int, peers: li
 # ----------------------------------------------------------------------------------------------------------
 # c: batched state generation vs GEMM
 # ----------------------------------------------------------------------------------------------------------
-
-IDLE_SECONDS = 0.3
-
 
 def batched_states_case(sizes: dict, repeats: int) -> list[dict]:
     """Rounds of (numpy float32 GEMM, our batched run) timed back to back; the fraction is the median over
