@@ -3,8 +3,9 @@
 A reservoir is a value: a frozen dataclass pytree (``ESNParams``, ``DelayParams``, ...) that knows how to
 run *one* sequence through ``params.sequence(inputs, initial_state, teacher)``.  Everything shared by all
 models lives here, once: checking arguments, accepting ``(T, D)`` or ``(B, T, D)`` inputs (batches come
-from ``jax.vmap``), compiling with ``jax.jit`` and reporting the first time step where states stop being
-finite.
+from ``jax.vmap``: of ``sequence`` when traced, of the model's one-period ``scan_step`` written in place when
+the values are concrete), compiling with ``jax.jit`` and reporting the first time step where states stop
+being finite.
 """
 
 from __future__ import annotations
