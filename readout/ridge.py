@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,13 +88,17 @@ def ridge_statistics(features: Any, targets: Any, washout: int = 0) -> RidgeStat
     # never the whole (possibly float32, possibly GiB-sized) array at once.
     for x, y in zip(features.reshape(-1, *features.shape[-2:]), targets.reshape(-1, *targets.shape[-2:]),
                     strict=True):
-        for start in range(washout, len(x), CHUNK_ROWS):
-            rows = slice(start, start + CHUNK_ROWS)
+        for rows in _row_blocks(washout, len(x)):
             stats = stats + _block_statistics(np.asarray(x[rows], np.float64), np.asarray(y[rows], np.float64))
     return stats
 
 
 CHUNK_ROWS = 4096  # 16 MiB of float64 features at F = 500: large enough for BLAS, small enough for cache
+
+
+def _row_blocks(start: int, stop: int) -> Iterator[slice]:
+    """Rows start … stop − 1 in slices of CHUNK_ROWS: float64 work on float32 data, a block in cache at a time."""
+    return (slice(i, min(i + CHUNK_ROWS, stop)) for i in range(start, stop, CHUNK_ROWS))
 
 
 def _block_statistics(X: np.ndarray, Y: np.ndarray) -> RidgeStatistics:
@@ -198,8 +202,7 @@ class Ridge:
         features = check_array("features", features, (1, 2, 3), {-1: self.coef_.shape[0]})
         rows = features.reshape(-1, features.shape[-1])
         outputs = np.empty((len(rows), self.coef_.shape[1]))
-        for start in range(0, len(rows), CHUNK_ROWS):  # float64 in cache-sized blocks, as in ridge_statistics
-            block = slice(start, start + CHUNK_ROWS)
+        for block in _row_blocks(0, len(rows)):
             outputs[block] = np.asarray(rows[block], np.float64) @ self.coef_ + self.intercept_
         return outputs.reshape(*features.shape[:-1], self.coef_.shape[1])
 

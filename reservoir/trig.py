@@ -36,10 +36,10 @@ _PI_3 = float(np.float32(math.pi - 3.140625 - 9.67502593994140625e-04))
 _TAYLOR = tuple((-1) ** j / math.factorial(2 * j + 1) for j in range(1, 6))
 
 
-def _sin32(x: jax.Array, quarter_turns: float = 0.0) -> jax.Array:
-    """sin(x + quarter_turns · π), the shift folded into the reduction (exact, unlike adding π/2 to x)."""
-    k = jnp.round(x * (1 / math.pi) + quarter_turns)  # x + shift = kπ + r
-    multiple = k - quarter_turns  # an integer or a half-integer: still exact against 12-bit parts
+def _sin32(x: jax.Array, half_turns: float = 0.0) -> jax.Array:
+    """sin(x + half_turns · π), the shift folded into the reduction (exact, unlike adding π/2 to x)."""
+    k = jnp.round(x * (1 / math.pi) + half_turns)  # x + shift = kπ + r
+    multiple = k - half_turns  # an integer or a half-integer: still exact against 12-bit parts
     r = ((x - multiple * _PI_1) - multiple * _PI_2) - multiple * _PI_3
     r2 = r * r
     poly = _TAYLOR[-1]
