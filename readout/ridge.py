@@ -2,7 +2,7 @@
 
 Everything is computed from the statistics of the data, ``n, Σx, Σy, XᵀX, XᵀY, Σy²``, accumulated in float64
 over any number of chunks and sequences.  One-shot fitting, streamed fitting (a long run never needs all its
-states in memory), cross-validated choice of the regularisation and the distributed fit of a later issue are
+states in memory), cross-validated choice of the regularisation and a fit distributed over workers are
 then the same computation: add statistics, solve.
 
 The intercept is not penalised: the problem is solved on centred data,
@@ -148,10 +148,14 @@ class StreamingRidge:
     """Accumulate statistics chunk by chunk (or sequence by sequence), then solve once.
 
     Example:
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.normal(size=(300, 5)), rng.normal(size=(300, 2))
         >>> acc = StreamingRidge(alpha=1e-6)
-        >>> for states, targets in chunks:      # each (T_k, N) and (T_k, O)
-        ...     acc.update(states, targets)
-        >>> readout = acc.to_ridge()            # a fitted Ridge
+        >>> for states, targets in zip(np.split(X, 3), np.split(Y, 3)):  # each (T_k, N) and (T_k, O)
+        ...     acc = acc.update(states, targets)
+        >>> readout = acc.to_ridge()            # a fitted Ridge, the same as one fit on all the data
+        >>> np.allclose(readout.predict(X), Ridge(alpha=1e-6).fit(X, Y).predict(X))
+        True
     """
 
     def __init__(self, alpha: float = 1e-6, fit_intercept: bool = True) -> None:

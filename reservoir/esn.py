@@ -200,8 +200,11 @@ def esn(
     ``seed``.
 
     Example:
+        >>> import numpy as np
+        >>> from reservoir import run
         >>> params = esn(100, seed=0, spectral_radius=0.9, leak_rate=0.3)
-        >>> states = run(params, inputs)  # inputs (T, 1) -> states (T, 100)
+        >>> run(params, np.zeros((50, 1))).shape  # inputs (T, 1) -> states (T, 100)
+        (50, 100)
     """
     n_units = check_scalar("n_units", n_units, POSITIVE_INT)
     n_inputs = check_scalar("n_inputs", n_inputs, POSITIVE_INT)
