@@ -3,16 +3,15 @@
 import math
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
+from hardware_sim import delay_device
+from hardware_sim.calibration import FIELDS, calibrate_twin, state_loss, true_params
+from hardware_sim.training import train_on_device
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hardware_sim import delay_device  # noqa: E402
-from hardware_sim.calibration import FIELDS, calibrate_twin, state_loss, true_params  # noqa: E402
-from hardware_sim.training import train_on_device  # noqa: E402
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 F64 = {"dtype": jnp.float64}
 N_UNITS, PROBE_SHAPE = 12, (6, 40, 1)  # one shape and one fit configuration for every test: one compilation

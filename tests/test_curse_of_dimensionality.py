@@ -11,7 +11,7 @@ import pytest
 from experiments import curse_of_dimensionality as cod
 from experiments.results import read_rows
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 
 def test_the_articles_arithmetic():

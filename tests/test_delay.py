@@ -1,22 +1,20 @@
 """Delay reservoirs against plain NumPy loops over periods and virtual nodes, written from the equations."""
 
+import dataclasses
+import math
+
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-jax.config.update("jax_enable_x64", True)
+import reservoir.delay
+from reservoir.core import run
+from reservoir.delay import MODELS, delay_from_arrays, delay_reservoir
 
-import dataclasses  # noqa: E402
-import doctest  # noqa: E402
-import math  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import reservoir.delay  # noqa: E402
-from reservoir.core import run  # noqa: E402
-from reservoir.delay import MODELS, delay_from_arrays, delay_reservoir  # noqa: E402
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 N_STEPS, N_INPUTS = 25, 2
 
@@ -290,8 +288,3 @@ def test_any_non_positive_n_units_is_rejected(n_units):
 def test_any_negative_or_non_finite_gain_is_rejected(name, value, model):
     with pytest.raises(ValueError, match=name):
         delay_reservoir(4, model=model, seed=0, **{name: value})
-
-
-def test_docstring_examples_run():
-    failures, tried = doctest.testmod(reservoir.delay)
-    assert tried >= 2 and failures == 0

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reservoir import DivergenceError, esn, esn_from_arrays, generate, run, simple_cycle_reservoir, spectral_radius
 
-jax.config.update("jax_enable_x64", True)
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 
 def numpy_esn(W, W_in, b, a, u, x0, W_fb=None, teacher=None):

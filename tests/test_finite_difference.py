@@ -1,17 +1,16 @@
 """The ``finite_difference`` training mode: one parameter at a time, 2P device queries per step."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
+from hardware_sim import MODES, delay_device, finite_difference_loss, ridge_objective
+from hardware_sim.training import train_on_device, twin_states
+from readout.ridge import Ridge
+from reservoir import split_trainable
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hardware_sim import MODES, delay_device, finite_difference_loss, ridge_objective  # noqa: E402
-from hardware_sim.training import train_on_device, twin_states  # noqa: E402
-from readout.ridge import Ridge  # noqa: E402
-from reservoir import split_trainable  # noqa: E402
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 NAMES = ("mask", "input_gain", "phase")
 F64 = {"dtype": jnp.float64}

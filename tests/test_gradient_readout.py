@@ -2,17 +2,14 @@
 classification, early stopping, the Nesterov schedule, determinism and argument validation."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.flatten_util import ravel_pytree
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import pytest  # noqa: E402
-from jax.flatten_util import ravel_pytree  # noqa: E402
-
-from readout import Ridge  # noqa: E402
-from readout.gradient import (  # noqa: E402
+from readout import Ridge
+from readout.gradient import (
     DivergenceError,
     apply_readout,
     fit_readout,
@@ -23,6 +20,8 @@ from readout.gradient import (  # noqa: E402
     readout_loss,
     train,
 )
+
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 F64 = jnp.float64
 

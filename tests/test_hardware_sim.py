@@ -1,24 +1,21 @@
 """Simulated devices: every non-ideality against an independent NumPy reference, the meter, validation."""
 
+import dataclasses
+
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-jax.config.update("jax_enable_x64", True)
+from hardware_sim import nonidealities as nl
+from hardware_sim.device import Device, delay_device, wrap_device
+from reservoir.core import run
+from reservoir.delay import MODELS, delay_reservoir
+from reservoir.esn import esn
 
-import dataclasses  # noqa: E402
-import doctest  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import hardware_sim.device  # noqa: E402
-from hardware_sim import nonidealities as nl  # noqa: E402
-from hardware_sim.device import Device, delay_device, wrap_device  # noqa: E402
-from reservoir.core import run  # noqa: E402
-from reservoir.delay import MODELS, delay_reservoir  # noqa: E402
-from reservoir.esn import esn  # noqa: E402
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 N_UNITS, N_INPUTS = 12, 2
 F64 = {"dtype": jnp.float64}
@@ -337,10 +334,6 @@ def test_other_bad_arguments():
         wrap_device(esn(N_UNITS, seed=0, n_feedback=1), seed=0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         delay_device(N_UNITS, seed=0, snr=3)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(hardware_sim.device).failed == 0
 
 
 def test_a_converter_driven_outside_its_range_clips_and_warns_once():

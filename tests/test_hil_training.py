@@ -1,23 +1,22 @@
 """Hardware-in-the-loop training: physics-aware gradients, deployment modes, SPSA and their query counts."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from experiments import tasks  # noqa: E402
-from hardware_sim import delay_device  # noqa: E402
-from hardware_sim.training import (  # noqa: E402
+from experiments import tasks
+from hardware_sim import delay_device
+from hardware_sim.training import (
     device_nmse,
     device_states,
     states_readout_loss,
     train_on_device,
     twin_states,
 )
-from reservoir import split_trainable  # noqa: E402
+from reservoir import split_trainable
+
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 NAMES = ("mask", "input_gain", "phase")
 F64 = {"dtype": jnp.float64}

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -117,16 +116,6 @@ def validation_error(call: Callable[[], Any], *names: str) -> None:
 # ------------------------------------------------------------------------------------------------ fixtures
 
 RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def default_precision():
-    """JAX's default (float32) mode: other test modules enable x64 globally, under which 1e39 is finite and
-    "float64" a valid dtype — the cases below are written for the default."""
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", False)
-    yield
-    jax.config.update("jax_enable_x64", previous)
 
 
 ESN = esn(6, 2, seed=0)

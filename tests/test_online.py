@@ -1,14 +1,11 @@
 """Online LMS / RLS readouts against least squares and a hand-written NumPy update."""
 
-import jax
 
-jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from readout.online import (  # noqa: E402
+from readout.online import (
     RLSState,
     lms_fit,
     lms_step,
@@ -17,6 +14,8 @@ from readout.online import (  # noqa: E402
     rls_init,
     rls_step,
 )
+
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 F64 = jnp.float64
 

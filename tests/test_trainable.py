@@ -1,22 +1,19 @@
 """BPTT into the input side: gradients against central finite differences, checkpointing and truncation."""
 
+from functools import partial
+
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
 
-jax.config.update("jax_enable_x64", True)
+from reservoir.core import run
+from reservoir.delay import MODELS, delay_reservoir
+from reservoir.esn import esn
+from reservoir.trainable import TRAINABLE_FIELDS, bptt_loss, run_states, split_trainable
 
-import doctest  # noqa: E402
-from functools import partial  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from jax.flatten_util import ravel_pytree  # noqa: E402
-
-import reservoir.trainable  # noqa: E402
-from reservoir.core import run  # noqa: E402
-from reservoir.delay import MODELS, delay_reservoir  # noqa: E402
-from reservoir.esn import esn  # noqa: E402
-from reservoir.trainable import TRAINABLE_FIELDS, bptt_loss, run_states, split_trainable  # noqa: E402
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 N_UNITS, N_INPUTS, N_OUTPUTS, N_STEPS = 8, 2, 2, 20
 
@@ -207,8 +204,3 @@ def test_custom_loss_and_jit_of_the_joint_loss():
     expected = np.mean(np.abs(states[:, 2:] @ readout["W"] + readout["b"] - targets[:, 2:]))
     np.testing.assert_allclose(value, expected, rtol=1e-12)
     assert set(grads["reservoir"]) == {"mask", "phase"}
-
-
-def test_docstring_example_runs():
-    failures, tried = doctest.testmod(reservoir.trainable)
-    assert tried > 0 and failures == 0

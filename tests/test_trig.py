@@ -31,12 +31,8 @@ def test_non_finite_inputs_give_nan():
     assert np.isnan(trig.sin(jnp.asarray([np.nan, np.inf, -np.inf], jnp.float32))).all()
 
 
+@pytest.mark.x64
 def test_float64_uses_the_exact_sine():
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    try:
-        x = jnp.linspace(-10, 10, 1001, dtype=jnp.float64)
-        assert trig.sin(x).dtype == jnp.float64
-        np.testing.assert_allclose(trig.sin(x), np.sin(np.asarray(x)), atol=1e-15, rtol=0)
-    finally:
-        jax.config.update("jax_enable_x64", previous)
+    x = jnp.linspace(-10, 10, 1001, dtype=jnp.float64)
+    assert trig.sin(x).dtype == jnp.float64
+    np.testing.assert_allclose(trig.sin(x), np.sin(np.asarray(x)), atol=1e-15, rtol=0)
