@@ -2,7 +2,7 @@
 
 A tiny network, 2 inputs → 3 hidden → 1 output ("two sales people report to three managers, who report to a
 CEO"), with sigmoid units and the quadratic cost C = ½ (a^L − y)².  With z^l = W^l a^(l−1) + b^l and
-a^l = σ(z^l) (REFERENCE §1; Nielsen, *Neural Networks and Deep Learning*, ch. 2):
+a^l = σ(z^l) (Nielsen, *Neural Networks and Deep Learning*, ch. 2):
 
     δ^L = ∇_a C ⊙ σ'(z^L)                       (BP1)
     δ^l = ((W^(l+1))ᵀ δ^(l+1)) ⊙ σ'(z^l)        (BP2)

@@ -1,7 +1,7 @@
 """The standard reservoir-computing benchmarks, for the echo state network and the delay reservoir.
 
 NARMA10, linear memory capacity, Mackey–Glass NRMSE84, Santa Fe one-step prediction and channel
-equalisation (definitions: ``experiments.tasks`` / ``experiments.metrics``, REFERENCE §4).  For every task the
+equalisation (definitions and their sources: ``experiments.tasks`` / ``experiments.metrics``).  For every task the
 hyperparameters are chosen on a validation split carved from the *training* data of seed 0 (never the test
 set), then the chosen configuration is trained and tested on every seed (fresh reservoir, fresh data).
 Results: ``DIR/benchmarks/results.csv`` (one row per task × model × size × seed × metric), ``config.json``,
@@ -41,8 +41,8 @@ TARGETS = [
     ("memory_capacity", "esn_linear_sparse", 50, "memory_capacity", "min", 47.5, "theory: MC = N"),
     ("mackey_glass", "esn", 400, "nrmse84", "max", 3e-4, "Jaeger GMD148: 2.8e-4"),
     ("santa_fe", "esn", 200, "nmse", "max", 0.0035, "ReservoirPy 0.4.2: 0.0035"),
-    ("channel_equalisation@20dB", "esn", 50, "ser", "max", 3e-3, "measured here (REFERENCE §5)"),
-    ("channel_equalisation@28dB", "esn", 50, "ser", "max", 1e-4, "measured here (REFERENCE §5)"),
+    ("channel_equalisation@20dB", "esn", 50, "ser", "max", 3e-3, "measured here"),
+    ("channel_equalisation@28dB", "esn", 50, "ser", "max", 1e-4, "measured here"),
 ]
 
 
@@ -275,7 +275,7 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Ours (mean ± std over seeds) against the targets of the foundation issue."""
+    """Ours (mean ± std over seeds) against the targets in ``TARGETS`` (published or measured numbers)."""
     lines = [f"{'task':28s} {'model':18s} {'N':>4s} {'metric':16s} {'ours (mean ± std)':>22s} "
              f"{'target':>10s}  met  basis"]
     for task, model, n_units, metric, kind, target, basis in TARGETS:
@@ -312,7 +312,7 @@ def plot(directory: Path | str) -> list[Path]:
         if pts:
             n, m, s = mean_std(pts)
             ax.errorbar(n, m, s, marker="o", capsize=3, label=label)
-    ax.plot([50, 200, 400], [0.150, 0.032, 0.018], "k--", marker="x", label="ReservoirPy 0.4.2 (REFERENCE)")
+    ax.plot([50, 200, 400], [0.150, 0.032, 0.018], "k--", marker="x", label="ReservoirPy 0.4.2 (measured)")
     ax.axhline(0.16, color="gray", lw=0.8, ls=":", label="linear shift register")
     ax.set(xlabel="reservoir size N", ylabel="test NMSE", yscale="log", title="NARMA10")
     ax.legend(fontsize=8)

@@ -319,7 +319,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def targets(rows: list[dict]) -> list[dict]:
-    """The issue's targets evaluated on the rows: one dict per check (target, where, values, met)."""
+    """The experiment's targets evaluated on the rows: one dict per check (target, where, values, met)."""
     errors = _errors(rows)
     checks: list[dict] = []
     if not errors:

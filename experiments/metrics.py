@@ -1,4 +1,4 @@
-"""Task metrics, defined once (REFERENCE.md §4). Pure NumPy; each function validates its inputs up front.
+"""Task metrics, defined once. Pure NumPy; each function validates its inputs up front.
 
 Conventions: arrays are laid out (T,) or (T, outputs), time first. Variances are population variances
 (``ddof=0``), so predicting the target's own mean gives NMSE exactly 1.
@@ -38,7 +38,7 @@ def _check_pair(
 
 
 def nmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Normalised mean squared error over the test target (REFERENCE §4).
+    """Normalised mean squared error over the test target (as in Jaeger, GMD Report 148, 2001).
 
     NMSE = mean_t (y(t) - y_hat(t))^2 / Var_t(y),  Var over the test target ``y_true`` itself (ddof=0).
 

@@ -1,4 +1,4 @@
-"""Speed, side by side with ReservoirPy 0.4.2 and against this machine's own limits (issue #6).
+"""Speed, side by side with ReservoirPy 0.4.2 and against this machine's own limits.
 
 Every number is measured in one run, on the same machine, at the same time: medians of ``REPEATS`` timed
 calls after a warm-up call, JIT compile time reported separately (first call minus the warm median).
@@ -553,7 +553,7 @@ def plot(directory: Path | str) -> list[Path]:
     right.minorticks_off()
     right.set(xlim=(min(min(margin), 1) / 1.5, max(margin) * 2.5),
               xlabel="measured / target (≥ targets) or target / measured (≤ targets): ≥ 1 is met",
-              title="Speed targets (issue #6)")
+              title="Speed targets")
     return [save_figure(fig, directory, "speed")]
 
 
