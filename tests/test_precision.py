@@ -18,3 +18,13 @@ def test_unmarked_tests_run_in_float32_after_a_leak():
 @pytest.mark.x64
 def test_marked_tests_run_in_float64():
     assert jnp.zeros(1).dtype == jnp.float64
+
+
+@pytest.fixture(scope="module")
+def built_before_the_first_test():
+    return jnp.zeros(1).dtype
+
+
+@pytest.mark.x64
+def test_a_module_fixture_of_a_marked_test_is_built_in_float64(built_before_the_first_test):
+    assert built_before_the_first_test == jnp.float64
