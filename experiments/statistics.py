@@ -154,15 +154,16 @@ def median_interval(
     With theta* the medians of the resamples and alpha = (1 - confidence) / 2, the interval is
     [Q(alpha_1), Q(alpha_2)], Q the quantile of theta* (linear interpolation, as ``numpy.quantile``):
 
-    - ``"percentile"``: alpha_1 = alpha, alpha_2 = 1 - alpha (Efron & Tibshirani 1993, Eq. 13.5);
+    - ``"percentile"``: alpha_1 = alpha, alpha_2 = 1 - alpha (Efron & Tibshirani 1993, ch. 13);
     - ``"bca"``: alpha_1,2 = Phi(z0 + (z0 + z) / (1 - a (z0 + z))) for z = Phi^-1(alpha), Phi^-1(1 - alpha),
       with the bias correction z0 = Phi^-1(#{theta* < theta} / B), ties counted half, and the acceleration
       a = sum U^3 / (6 (sum U^2)^(3/2)) from the jackknife, U_i = (n - 1)(mean_j theta_(j) - theta_(i))
-      (Efron & Tibshirani 1993, Eqs. 14.10-14.15; ``scipy.stats.bootstrap``'s definitions).
+      (Efron & Tibshirani 1993, §14.3; ``scipy.stats.bootstrap``'s definitions).
 
-    The percentile interval is the default: for the median of 20-200 devices its coverage is near nominal
-    (measured in the tests), and it needs no jackknife, which is unreliable for the median (Efron 1982, *The
-    Jackknife, the Bootstrap and Other Resampling Plans*, §3.4).
+    The percentile interval is the default: for the median its coverage is near nominal and no worse than
+    BCa's (measured on lognormal cells of 10, 20 and 50 devices, 600 cells each: 0.928, 0.940, 0.938
+    percentile; 0.940, 0.935, 0.945 BCa), and it needs no jackknife, whose estimates are not consistent for
+    the median (Efron & Tibshirani 1993, ch. 11).
 
     Args:
         values: (n,) finite values, n >= 2.
