@@ -8,8 +8,8 @@ puts any device (``hardware_sim.protocol``) behind a ``RetryPolicy``:
 * a ``DeviceFault`` (``DeviceTimeout``, ``DeviceRestarted``, ``BadMeasurement``) is retried after a backoff
   b_k = min(b_max, b_0 · f^(k−1)) seconds before retry k (exponential backoff), up to ``max_retries`` times;
 * a device that can be replayed (``snapshot``/``restore``: a simulation) is put back, before each retry, in the
-  state it had before the failed call, so the retried measurement is the one a fault-free run would have made
-  (bit for bit, the noise included);
+  state it had after the last successful call, so the retried measurement is the one a fault-free run would
+  have made (bit for bit, the noise included), also when the device restarted between two calls;
 * every fault is counted by kind (``faults``), every request made (``n_requests``, failed ones included: the
   device time really spent), and a query budget caps the requests: ``QueryBudgetExceeded`` when spent;
 * when the retries are exhausted: ``DeviceUnavailable`` naming the call, the device and the last failure
@@ -187,6 +187,11 @@ class RetryingDevice(_Wrapper):
         self._sleep = sleep
         self.faults: collections.Counter[str] = collections.Counter()
         self.n_requests = 0
+        # The device's state after the last successful call: what a retry restores, and this wrapper's
+        # snapshot (no query: a restarted device cannot be asked for the state it lost).  The wrapper must then
+        # be the device's only user.
+        self._replay = self.policy.replay and is_replayable(device)
+        self._last = device.snapshot() if self._replay else None
 
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
         """``device.measure`` checked (shape, finite) and retried per the policy."""
@@ -201,8 +206,7 @@ class RetryingDevice(_Wrapper):
                                                                 input_side, self.trainable_fields, shapes))
 
     def _call(self, what: str, attempt: Callable[[], Any]) -> Any:
-        replay = self.policy.replay and is_replayable(self.device)
-        before, last = None, None
+        last = None
         for retry in range(self.policy.max_retries + 1):
             if self.policy.budget is not None and self.n_requests >= self.policy.budget:
                 raise QueryBudgetExceeded(f"{what} on {self.device!r}: the query budget of {self.policy.budget} "
@@ -210,12 +214,13 @@ class RetryingDevice(_Wrapper):
             if retry:
                 self._sleep(self.policy.delay(retry))
             try:
-                if replay and before is None:
-                    before = self.device.snapshot()
-                elif replay:
-                    self.device.restore(before)  # the retried call sees what the failed one saw
+                if retry and self._replay:
+                    self.device.restore(self._last)  # the retried call sees what the failed one saw
                 self.n_requests += 1
-                return attempt()
+                result = attempt()
+                if self._replay:
+                    self._last = self.device.snapshot()
+                return result
             except DeviceFault as fault:
                 self.faults[fault.kind] += 1
                 last = fault
@@ -223,11 +228,14 @@ class RetryingDevice(_Wrapper):
                                 f"failure: {type(last).__name__} ({last.kind}): {last}") from last
 
     def _snapshot(self) -> dict[str, Any]:
-        """The wrapped device's snapshot and this wrapper's counters (a resumed training keeps its budget)."""
-        return {"device": self.device.snapshot(), "faults": dict(self.faults), "n_requests": self.n_requests}
+        """The wrapped device's state after the last successful call and this wrapper's counters (a resumed
+        training keeps its budget)."""
+        device = self._last if self._replay else self.device.snapshot()
+        return {"device": device, "faults": dict(self.faults), "n_requests": self.n_requests}
 
     def _restore(self, snapshot: Mapping[str, Any]) -> None:
-        self.device.restore(snapshot["device"])
+        self._call("restore", lambda: self.device.restore(snapshot["device"]))
+        self._last = snapshot["device"]
         self.faults = collections.Counter(snapshot["faults"])
         self.n_requests = snapshot["n_requests"]
 
