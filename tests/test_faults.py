@@ -176,3 +176,16 @@ def test_a_device_that_gives_up_leaves_the_training_state_saved_and_the_same_cal
 def test_checkpoint_is_refused_for_the_gradient_free_modes():
     with pytest.raises(ValueError, match="checkpoint is not supported for mode='spsa'"):
         train_on_device(make_device(), U, Y, mode="spsa", checkpoint="unused.ckpt")
+
+
+def test_calibration_takes_any_protocol_device_and_reports_truth_only_in_simulation():
+    from hardware_sim import calibrate_twin
+
+    probe = np.random.default_rng(2).uniform(0, 0.5, (3, 30, 1))
+    options = {"n_steps": 20, "n_repeats": 2, "bandwidth": False}
+    bare = calibrate_twin(make_device(), probe, **options)
+    wrapped = calibrate_twin(RetryingDevice(FaultyDevice(make_device(), timeout=0.5, seed=0),
+                                            RetryPolicy(backoff=0.0)), probe, **options)
+    assert wrapped.fitted == bare.fitted and wrapped.n_calls == bare.n_calls == 2  # the same measurements
+    assert all(np.isfinite(list(bare.true.values())))
+    assert all(np.isnan(list(wrapped.true.values()) + list(wrapped.mismatch_removed.values())))
