@@ -193,6 +193,15 @@ class RetryingDevice(_Wrapper):
         self._replay = self.policy.replay and is_replayable(device)
         self._last = device.snapshot() if self._replay else None
 
+    @property
+    def n_calls(self) -> int:
+        """The wrapped device's measurements so far (read with retries: a device may restart between calls)."""
+        return self._call("n_calls", lambda: self.device.n_calls, query=False)
+
+    @property
+    def n_samples(self) -> int:
+        return self._call("n_samples", lambda: self.device.n_samples, query=False)
+
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
         """``device.measure`` checked (shape, finite) and retried per the policy."""
         return self._call("measure", lambda: check_measurement(self.device.measure(inputs, input_side), inputs,
@@ -205,10 +214,12 @@ class RetryingDevice(_Wrapper):
         return self._call("adjoint", lambda: check_gradients(self.device.adjoint(inputs, input_side, cotangent),
                                                                 input_side, self.trainable_fields, shapes))
 
-    def _call(self, what: str, attempt: Callable[[], Any]) -> Any:
+    def _call(self, what: str, attempt: Callable[[], Any], *, query: bool = True) -> Any:
+        """``attempt()`` retried per the policy; a ``query`` (a measurement, a backward pass) counts against the
+        budget and moves the state a retry restores."""
         last = None
         for retry in range(self.policy.max_retries + 1):
-            if self.policy.budget is not None and self.n_requests >= self.policy.budget:
+            if query and self.policy.budget is not None and self.n_requests >= self.policy.budget:
                 raise QueryBudgetExceeded(f"{what} on {self.device!r}: the query budget of {self.policy.budget} "
                                           f"requests is spent ({dict(self.faults)} faults so far)") from last
             if retry:
@@ -216,9 +227,9 @@ class RetryingDevice(_Wrapper):
             try:
                 if retry and self._replay:
                     self.device.restore(self._last)  # the retried call sees what the failed one saw
-                self.n_requests += 1
+                self.n_requests += query
                 result = attempt()
-                if self._replay:
+                if query and self._replay:
                     self._last = self.device.snapshot()
                 return result
             except DeviceFault as fault:
@@ -234,7 +245,7 @@ class RetryingDevice(_Wrapper):
         return {"device": device, "faults": dict(self.faults), "n_requests": self.n_requests}
 
     def _restore(self, snapshot: Mapping[str, Any]) -> None:
-        self._call("restore", lambda: self.device.restore(snapshot["device"]))
+        self._call("restore", lambda: self.device.restore(snapshot["device"]), query=False)
         self._last = snapshot["device"]
         self.faults = collections.Counter(snapshot["faults"])
         self.n_requests = snapshot["n_requests"]

@@ -233,7 +233,8 @@ class RemoteDevice:
         return self._twin
 
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
-        """The served device's ``measure``; its ``ValueError``/``TypeError`` for bad arguments re-raised here."""
+        """The served device's ``measure``; its ``ValueError``/``TypeError`` for bad arguments re-raised here.
+        The states are a read-only view of the received buffer (no copy)."""
         header = {"input_side": input_side is not None}
         arrays = {"inputs": np.asarray(inputs), **prefixed(_host(input_side), "input_side")}
         return self._request("measure", header, arrays)[1]["states"]

@@ -396,13 +396,14 @@ def train(
         """What resumes training before update ``index`` of ``epoch`` (the data order redrawn from
         ``epoch_rng``)."""
         return {"signature": signature, "done": done, "epoch": epoch, "index": index, "epoch_rng": epoch_rng,
-                "step": epoch * steps_per_epoch + index, "losses": list(losses), "history": history,
+                "step": epoch * steps_per_epoch + index, "losses": list(losses),
+                "history": {name: list(values) for name, values in history.items()},
                 "best_epoch": best_epoch, "best_loss": best_loss,
                 "state": {"params": params, "opt_state": opt_state, "best_params": best_params},
                 "resumable": None if resumable is None else resumable.snapshot()}
 
     bar = tqdm(range(first_epoch, n_epochs), desc="train", unit="epoch", disable=not progress)
-    epoch_rng = rng.bit_generator.state
+    epoch_rng, before = rng.bit_generator.state, None
     for epoch in bar:
         epoch_rng = rng.bit_generator.state
         order = rng.permutation(n_samples)
@@ -412,20 +413,21 @@ def train(
         for index, batch_indices in enumerate(order.reshape(steps_per_epoch, batch_size)):
             if index < first_index:
                 continue  # done before the checkpoint this run resumed from
-            if checkpoint is not None:
-                before = training_state(epoch, index, epoch_rng)
-                if (epoch * steps_per_epoch + index) % checkpoint_interval == 0:
-                    _write_checkpoint(checkpoint, before)
             try:
+                if checkpoint is not None:
+                    before = training_state(epoch, index, epoch_rng)  # (a device snapshot may fail too)
+                    if (epoch * steps_per_epoch + index) % checkpoint_interval == 0:
+                        _write_checkpoint(checkpoint, before)
                 params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data),
                                                      context)
                 losses.append(float(batch_loss))
             except BaseException as error:
                 error = host_error(error)
-                if checkpoint is not None:
+                if before is not None:  # this update's starting state, or (if taking it failed) the last one's
                     _write_checkpoint(checkpoint, before)
-                    error.add_note(f"training state before update {before['step']} (epoch {epoch}, step "
-                                   f"{index}) saved to {os.fspath(checkpoint)!r}: the same call resumes from it")
+                    error.add_note(f"training state before update {before['step']} (epoch {before['epoch']}, "
+                                   f"step {before['index']}) saved to {os.fspath(checkpoint)!r}: the same call "
+                                   f"resumes from it")
                 raise error
             if not math.isfinite(losses[-1]):
                 raise DivergenceError(
