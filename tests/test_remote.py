@@ -171,7 +171,7 @@ def test_a_restarted_server_is_detected_and_the_retry_restores_the_device():
 
 
 def test_every_training_mode_runs_unchanged_against_a_remote_device():
-    for mode in ("hil", "physical_backprop"):
+    for mode in ("hil", "physical_backprop", "spsa"):
         with serving(make_device()) as server, RemoteDevice(server.address, timeout=60) as remote:
             result = train_on_device(remote, U, Y, mode=mode, **OPTIONS)
         reference = reference_training(mode)
