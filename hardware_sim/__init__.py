@@ -1,7 +1,20 @@
-"""Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift."""
+"""Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift; the
+device protocol any instrument implements (``protocol``), faults and retries (``faults``), and a device served
+from another process (``serve``, ``remote.RemoteDevice``)."""
 
 from hardware_sim.calibration import CalibrationResult, calibrate_twin, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
+from hardware_sim.faults import (
+    BadMeasurement,
+    DeviceFault,
+    DeviceRestarted,
+    DeviceTimeout,
+    DeviceUnavailable,
+    FaultyDevice,
+    QueryBudgetExceeded,
+    RetryingDevice,
+    RetryPolicy,
+)
 from hardware_sim.nonidealities import (
     Nonideality,
     Written,
@@ -17,6 +30,7 @@ from hardware_sim.nonidealities import (
     node_spread,
     quantise,
 )
+from hardware_sim.protocol import AdjointDevice, DeviceProtocol, ReplayableDevice, check_device, is_replayable
 from hardware_sim.training import (
     MODES,
     DeviceTrainResult,
@@ -33,6 +47,20 @@ from hardware_sim.training import (
 )
 
 __all__ = [
+    "AdjointDevice",
+    "BadMeasurement",
+    "DeviceFault",
+    "DeviceProtocol",
+    "DeviceRestarted",
+    "DeviceTimeout",
+    "DeviceUnavailable",
+    "FaultyDevice",
+    "QueryBudgetExceeded",
+    "ReplayableDevice",
+    "RetryingDevice",
+    "RetryPolicy",
+    "check_device",
+    "is_replayable",
     "CalibrationResult",
     "calibrate_twin",
     "true_params",

@@ -57,6 +57,7 @@ import optax
 
 from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device
+from hardware_sim.protocol import DeviceProtocol, check_device
 from readout.gradient import train
 from reservoir.delay import DelayParams
 from reservoir.trainable import run_states
@@ -186,7 +187,7 @@ def true_params(device: Device, input_side: dict[str, Any] | None = None) -> Any
 
 
 def calibrate_twin(
-    device: Device,
+    device: DeviceProtocol,
     inputs: Any,
     *,
     fields: Sequence[str] = FIELDS,
@@ -201,8 +202,9 @@ def calibrate_twin(
     """Fit the twin's physical fields (and the detection bandwidth) to the device's measured states.
 
     Args:
-        device: a delay device (``DelayParams`` nominal); it is measured ``n_repeats`` times with its nominal
-            input side.
+        device: a delay device (``DelayParams`` nominal twin; any ``hardware_sim.protocol`` device); it is
+            measured ``n_repeats`` times with its nominal input side.  ``true`` and ``mismatch_removed`` are
+            reported for a simulated ``Device`` (whose hidden truth is known), NaN otherwise.
         inputs: probe sequences (B, T, D), B ≥ 2; the last ``validation_fraction`` of them (at least one) are
             held out for the reported state NMSE.  Rich probes (inputs spanning the operating range, several
             sequences) make the fields identifiable.
@@ -225,8 +227,7 @@ def calibrate_twin(
     Raises:
         ValueError / TypeError before any device query, naming the bad argument.
     """
-    if not isinstance(device, Device):
-        raise TypeError(f"device must be a hardware_sim.Device, got {type(device).__name__}")
+    check_device(device)
     nominal = device.nominal_twin()
     if not isinstance(nominal, DelayParams):
         raise ValueError(f"calibrate_twin fits delay devices (DelayParams twins), got a {type(nominal).__name__}")
@@ -260,10 +261,10 @@ def calibrate_twin(
     twin = dataclasses.replace(nominal, **{name: jnp.asarray(params["fields"][name], nominal.dtype)
                                            for name in fields})
 
-    truth = true_params(device)
+    truth = true_params(device) if isinstance(device, Device) else None  # known in simulation only
     values = {name: float(params["fields"][name]) for name in fields}
     nominal_values = {name: float(getattr(nominal, name)) for name in fields}
-    true_values = {name: float(getattr(truth, name)) for name in fields}
+    true_values = {name: math.nan if truth is None else float(getattr(truth, name)) for name in fields}
     fitted = dict(values)
     nominal_report = dict(nominal_values)
     if bandwidth:

@@ -36,7 +36,7 @@ from reservoir.core import run
 from reservoir.delay import DelayParams, delay_reservoir
 from reservoir.esn import ESNParams
 from reservoir.trainable import TRAINABLE_FIELDS, split_trainable
-from reservoir.validation import NON_NEGATIVE, SEED, check_array, check_instance, check_scalar
+from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, SEED, check_array, check_instance, check_scalar
 
 # Which fields each standard non-ideality touches, per model: (relative fields, absolute fields).
 MISMATCH_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -190,6 +190,39 @@ class Device:
                 raise ValueError(f"input_side[{name!r}] must have shape {expected}, got {tuple(value.shape)}")
             values[name] = jnp.asarray(value, self._nominal.dtype)
         return combine(values)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything that makes the next measurement what it is (simulation only): the key stream, the pieces'
+        states (drift walk, fabrication draws) and the counters, as NumPy arrays and ints (picklable).
+
+        ``restore(snapshot)`` on this device, or on a device built the same way, replays the measurements that
+        followed it bit for bit: what resumable training and fault retries rely on."""
+        host = lambda tree: jax.tree_util.tree_map(np.array, tree)
+        return {"key": np.array(self._key), "input_state": host(self._input_state),
+                "output_state": host(self._output_state), "n_calls": self._n_calls, "n_samples": self._n_samples}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Put the device back in the state ``snapshot()`` returned (same structure, shapes and dtypes)."""
+        mine = self.snapshot()
+        if not isinstance(snapshot, Mapping) or set(snapshot) != set(mine):
+            keys = sorted(snapshot) if isinstance(snapshot, Mapping) else type(snapshot).__name__
+            raise ValueError(f"snapshot must be a dict with keys {sorted(mine)} (Device.snapshot()), got {keys}")
+        arrays = {name: mine[name] for name in ("key", "input_state", "output_state")}
+        given = {name: snapshot[name] for name in arrays}
+        expected, got = jax.tree_util.tree_structure(arrays), jax.tree_util.tree_structure(given)
+        if expected != got:
+            raise ValueError(f"snapshot was taken on a differently built device: structure {got}, "
+                             f"expected {expected}")
+        for (path, want), have in zip(jax.tree_util.tree_leaves_with_path(arrays),
+                                      jax.tree_util.tree_leaves(given), strict=True):
+            if np.shape(have) != np.shape(want) or np.result_type(have) != np.result_type(want):
+                raise ValueError(f"snapshot{jax.tree_util.keystr(path)} must have shape {np.shape(want)} and "
+                                 f"dtype {np.result_type(want)}, got {np.shape(have)} {np.result_type(have)}")
+        device = lambda tree: jax.tree_util.tree_map(jnp.asarray, tree)
+        self._key = device(given["key"])
+        self._input_state, self._output_state = device(given["input_state"]), device(given["output_state"])
+        self._n_calls = check_scalar("snapshot['n_calls']", snapshot["n_calls"], NON_NEGATIVE_INT)
+        self._n_samples = check_scalar("snapshot['n_samples']", snapshot["n_samples"], NON_NEGATIVE_INT)
 
 
 def wrap_device(

@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,8 +62,8 @@ import numpy as np
 import optax
 from jax.experimental import io_callback
 
-from hardware_sim.device import Device
-from readout.gradient import train
+from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
+from readout.gradient import host_function, train
 from readout.ridge import Ridge
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
@@ -96,12 +97,12 @@ class DeviceTrainResult:
 # Compiled code names a device by a small integer handle and receives the twin's parameters as arguments
 # (``train``'s ``context``), so one compilation of the training step serves every device and twin of the same
 # shapes: a sweep over mismatch levels and seeds compiles once per mode instead of once per unit.
-_DEVICES: weakref.WeakValueDictionary[int, Device] = weakref.WeakValueDictionary()
-_HANDLES: weakref.WeakKeyDictionary[Device, int] = weakref.WeakKeyDictionary()
+_DEVICES: weakref.WeakValueDictionary[int, DeviceProtocol] = weakref.WeakValueDictionary()
+_HANDLES: weakref.WeakKeyDictionary[DeviceProtocol, int] = weakref.WeakKeyDictionary()
 _NEXT_HANDLE = itertools.count()
 
 
-def device_context(device: Device, twin: Any = None) -> dict[str, Any]:
+def device_context(device: DeviceProtocol, twin: Any = None) -> dict[str, Any]:
     """What the compiled states functions need of ``device``: a twin (its nominal one unless ``twin`` is given)
     and its handle."""
     if device not in _HANDLES:
@@ -111,7 +112,7 @@ def device_context(device: Device, twin: Any = None) -> dict[str, Any]:
             "device": np.int32(_HANDLES[device])}
 
 
-def check_twin(device: Device, twin: Any) -> Any:
+def check_twin(device: DeviceProtocol, twin: Any) -> Any:
     """``twin`` if it can stand in for ``device``'s nominal twin: same type, pytree structure (static fields
     included), shapes and dtypes, so the compiled steps are shared and the input side fits it."""
     nominal = device.nominal_twin()
@@ -134,11 +135,13 @@ def _twin_forward(input_side: dict[str, jax.Array], inputs: jax.Array, context: 
     return run_states(merge_trainable(context["twin"], input_side), inputs, checkpoint_every=checkpoint_every)
 
 
+@host_function
 def _measure_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inputs: np.ndarray) -> np.ndarray:
     device = _DEVICES[int(handle)]
     return np.asarray(device.measure(inputs, input_side), device.nominal_twin().dtype)
 
 
+@host_function
 def _adjoint_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inputs: np.ndarray,
                       cotangent: np.ndarray) -> dict[str, np.ndarray]:
     device = _DEVICES[int(handle)]
@@ -181,7 +184,7 @@ def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[...
     return states
 
 
-def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
+def twin_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_every: int | None = None,
                 twin: Any = None) -> StatesFn:
     """``states(input_side, inputs)``: the twin's differentiable states, (…, T, D) -> (…, T, N); the nominal
     twin unless ``twin`` is given."""
@@ -190,7 +193,7 @@ def twin_states(device: Device, names: Sequence[str], *, checkpoint_every: int |
     return lambda input_side, inputs: states(input_side, inputs, context)
 
 
-def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int | None = None,
+def device_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_every: int | None = None,
                   backward: str = "twin", twin: Any = None) -> StatesFn:
     """Physics-aware states: forward = ``device.measure``, backward = the twin's VJP at the same point.
 
@@ -270,7 +273,8 @@ class _ProjectedLoss:
         return jnp.mean((x @ weights - y) ** 2)
 
 
-def ridge_objective(device: Device, *, washout: int, alpha: float, pool: bool = False) -> Callable[..., float]:
+def ridge_objective(device: DeviceProtocol, *, washout: int, alpha: float,
+                    pool: bool = False) -> Callable[..., float]:
     """``J(input_side, inputs, targets)``: the in-sample ridge NMSE of the states measured on ``device`` with
     ``input_side`` (one call), min over (W, b) of the NMSE on ``readout_view``'s states and targets; the
     objective of the gradient-free modes (``spsa``, ``finite_difference``)."""
@@ -297,6 +301,7 @@ def _gradient_free_loss(objective: Callable[..., float], estimate: Callable[...,
     measurements of the step) and its backward returns that gradient times the cotangent."""
     scalar = jax.ShapeDtypeStruct((), jnp.float32)
 
+    @host_function
     def estimate_callback(side, inputs, targets):
         value, gradient = estimate(side, inputs, targets)
         return (np.asarray(value, np.float32),
@@ -304,7 +309,8 @@ def _gradient_free_loss(objective: Callable[..., float], estimate: Callable[...,
 
     @jax.custom_vjp
     def loss_of_side(side, inputs, targets):
-        return io_callback(lambda *a: np.asarray(objective(*a), np.float32), scalar, side, inputs, targets)
+        return io_callback(host_function(lambda *a: np.asarray(objective(*a), np.float32)), scalar, side, inputs,
+                           targets)
 
     def forward(side, inputs, targets):
         shapes = (scalar, jax.tree_util.tree_map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype), side))
@@ -320,7 +326,7 @@ def _gradient_free_loss(objective: Callable[..., float], estimate: Callable[...,
     return lambda params, inputs, targets: loss_of_side(params["input_side"], inputs, targets)
 
 
-def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
+def spsa_loss(device: DeviceProtocol, names: Sequence[str], *, washout: int, alpha: float, perturbation: float,
               seed: int, pool: bool = False) -> Callable[..., jax.Array]:
     """``loss(params, inputs, targets)`` for SPSA with ``params = {"input_side": ...}``.
 
@@ -344,7 +350,7 @@ def spsa_loss(device: Device, names: Sequence[str], *, washout: int, alpha: floa
     return _gradient_free_loss(objective, estimate)
 
 
-def finite_difference_loss(device: Device, names: Sequence[str], *, washout: int, alpha: float,
+def finite_difference_loss(device: DeviceProtocol, names: Sequence[str], *, washout: int, alpha: float,
                            perturbation: float, pool: bool = False) -> Callable[..., jax.Array]:
     """``loss(params, inputs, targets)`` for finite differences with ``params = {"input_side": ...}``.
 
@@ -379,7 +385,7 @@ def finite_difference_loss(device: Device, names: Sequence[str], *, washout: int
 
 
 def train_on_device(
-    device: Device,
+    device: DeviceProtocol,
     inputs: Any,
     targets: Any,
     *,
@@ -395,6 +401,8 @@ def train_on_device(
     pool: bool = False,
     twin: Any = None,
     readout: str = "joint",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_interval: int = 1,
     **train_options: Any,
 ) -> DeviceTrainResult:
     """Train the input side ``names`` and a linear readout of ``device`` in one of the ``MODES``.
@@ -428,6 +436,11 @@ def train_on_device(
             twin's type, static fields, shapes and dtypes.  Training starts from the device's nominal input
             side (the values the trainer writes) and the trained fields replace the twin's, so a field both
             calibrated and trained would lose its calibration: that is refused.
+        checkpoint, checkpoint_interval: ``readout.train``'s: the training state, the query counters and (for a
+            replayable device, ``hardware_sim.protocol``) the device's snapshot are saved to the file
+            ``checkpoint`` every ``checkpoint_interval`` updates; after a crash the same call resumes from it
+            (bit-identical to an uninterrupted run on a replayable device) without re-measuring the initial
+            readout.  Not for ``spsa`` and ``finite_difference`` (their perturbation stream is not saved).
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
             ``batch_size``, ``l2``, ...); ``progress`` is off by default.  For ``spsa`` and
             ``finite_difference`` only ``n_epochs`` (their number of steps) and the non-gradient options apply:
@@ -438,7 +451,11 @@ def train_on_device(
         ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
     """
     check_choice("mode", mode, MODES)
+    check_device(device, mode)
     check_choice("readout", readout, ("joint", "ridge"))
+    if checkpoint is not None and mode in ("spsa", "finite_difference"):
+        raise ValueError(f"checkpoint is not supported for mode={mode!r}: its perturbation draws and step "
+                         f"count live outside the optimiser state")
     alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
     inputs = check_array("inputs", inputs, 3, {-1: device.n_inputs})
     if pool:
@@ -460,8 +477,10 @@ def train_on_device(
             raise ValueError(f"twin differs from the nominal twin in the trained field {name!r}, which training "
                              f"would overwrite with the written values; leave {name!r} out of names or out of "
                              f"the twin's calibration (names = {list(names)})")
-    calls, samples = device.n_calls, device.n_samples
+    counters = _QueryCounters(device)
     train_options.setdefault("progress", False)
+    if checkpoint is not None:
+        train_options.update(checkpoint=checkpoint, checkpoint_interval=checkpoint_interval, resumable=counters)
 
     def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
         if measured:
@@ -500,17 +519,39 @@ def train_on_device(
             loss, start_params = _ProjectedLoss(states, washout, pool, alpha), {"input_side": start}
         else:
             loss = _ContextLoss(states, washout, pool)
-            start_params = {"input_side": start, "readout": ridge_readout(start, in_situ)}
+            # measured lazily: a resumed training takes its readout from the checkpoint
+            start_params = lambda: {"input_side": start, "readout": ridge_readout(start, in_situ)}
         result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
         params = result.params
         if readout == "ridge":  # the closed-form readout of the whole training set, on the mode's states
             params = dict(params, readout=ridge_readout(params["input_side"], in_situ))
         if mode == "digital+readout":
             params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
-    return DeviceTrainResult(params, result.history, device.n_calls - calls, device.n_samples - samples)
+    return DeviceTrainResult(params, result.history, *counters.spent())
 
 
-def device_ridge_readout(device: Device, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
+class _QueryCounters:
+    """The device queries a training has spent, saved with its checkpoints (``readout.train``'s ``resumable``),
+    with the device's snapshot when it is replayable: a resumed training goes on counting from the saved values
+    (a replayable device's own counters are restored with it)."""
+
+    def __init__(self, device: DeviceProtocol):
+        self.device, self.start = device, (device.n_calls, device.n_samples)
+
+    def spent(self) -> tuple[int, int]:
+        return self.device.n_calls - self.start[0], self.device.n_samples - self.start[1]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"spent": self.spent(), "device": self.device.snapshot() if is_replayable(self.device) else None}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        if snapshot["device"] is not None:
+            self.device.restore(snapshot["device"])
+        calls, samples = snapshot["spent"]
+        self.start = (self.device.n_calls - calls, self.device.n_samples - samples)
+
+
+def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
                          washout: int = 0, alpha: float = 1e-6, pool: bool = False) -> dict[str, jax.Array]:
     """The ridge readout ``{"W", "b"}`` of states measured on ``device`` (one call) with ``input_side``: the
     "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a trained one."""
@@ -525,7 +566,7 @@ def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype:
     return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}
 
 
-def device_predictions(device: Device, params: dict[str, Any], inputs: Any, *, washout: int = 0,
+def device_predictions(device: DeviceProtocol, params: dict[str, Any], inputs: Any, *, washout: int = 0,
                        pool: bool = False) -> np.ndarray:
     """The readout's outputs for ``inputs`` measured on ``device`` (one call) with ``params``: (…, T, O), or
     one row per sequence (B, O) with ``pool`` (states averaged over the steps after ``washout``)."""
@@ -535,7 +576,8 @@ def device_predictions(device: Device, params: dict[str, Any], inputs: Any, *, w
     return states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
 
 
-def device_nmse(device: Device, params: dict[str, Any], inputs: Any, targets: Any, *, washout: int = 0) -> float:
+def device_nmse(device: DeviceProtocol, params: dict[str, Any], inputs: Any, targets: Any, *,
+                washout: int = 0) -> float:
     """Test NMSE of ``params`` deployed on the device: one measurement of ``inputs`` ((T, D) or (B, T, D)),
     mean over outputs of mean_t (ŷ − y)² / Var(y) after ``washout`` steps of every sequence."""
     predictions = device_predictions(device, params, inputs)

@@ -24,11 +24,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
 import math
+import os
+import pickle
+import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -258,6 +263,9 @@ def train(
     progress: bool = True,
     context: Any = None,
     callback: Callable[[int, Any], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_interval: int = 1,
+    resumable: Resumable | None = None,
 ) -> TrainResult:
     """Minimise ``loss_fn(params, *batch)`` (or ``loss_fn(params, *batch, context)``) by mini-batch gradient
     descent with optax.
@@ -290,6 +298,19 @@ def train(
             with its constants (say, a twin's parameters) in ``context`` compiles once for many runs.
         callback: called as ``callback(epoch, params)`` after every epoch (e.g. to score the parameters on
             held-out data or a device); its return value is ignored.
+        checkpoint: a file path: the training state (parameters, optimiser state, step, the data-order RNG
+            state at the start of the epoch, this epoch's losses, history, best parameters and ``resumable``'s
+            snapshot) is written there atomically before every ``checkpoint_interval``-th update, before an
+            update that raises (a device that gave up, Ctrl-C: the state before that update, then the error
+            is re-raised) and when training ends.  When the file exists, the same call resumes from it; the
+            result is bit-identical to an uninterrupted run when ``resumable`` replays (a simulated device).
+            A checkpoint written by a different training (data, options) is refused.  Checkpoints are pickles:
+            load only your own.
+        checkpoint_interval: K, updates between periodic checkpoints (a crash repeats at most K updates).
+        resumable: an object with ``snapshot()`` and ``restore(snapshot)`` whose state is saved with every
+            checkpoint and restored on resume (a device's key stream and counters); needs ``checkpoint``.
+        params may also be a zero-argument callable returning them, called only when no checkpoint is resumed
+        (an initial readout fitted on device measurements is then not measured again).
 
     Returns:
         ``TrainResult``; with validation data its ``params`` are those of the epoch with the lowest
@@ -306,7 +327,19 @@ def train(
         raise TypeError(f"callback must be None or a callable (epoch, params), got {callback!r}")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a callable (params, *batch) -> scalar, got {loss_fn!r}")
-    _check_params(params)
+    checkpoint_interval = check_scalar("checkpoint_interval", checkpoint_interval, POSITIVE_INT)
+    if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+        raise TypeError(f"checkpoint must be None or a file path, got {type(checkpoint).__name__}")
+    if resumable is not None:
+        if checkpoint is None:
+            raise ValueError("resumable needs checkpoint: give the file path its snapshots are saved to")
+        if not all(callable(getattr(resumable, name, None)) for name in ("snapshot", "restore")):
+            raise TypeError(f"resumable must have snapshot() and restore(snapshot) methods, "
+                            f"got {type(resumable).__name__}")
+    saved = _read_checkpoint(checkpoint) if checkpoint is not None else None
+    if saved is None:
+        params = params() if callable(params) else params
+        _check_params(params)
     data = _check_data("data", data)
     if validation is not None:
         if validation_fraction:
@@ -333,23 +366,69 @@ def train(
     step = partial(_train_step, loss_fn=loss_fn, transform=transform, l2=l2)
     evaluate = partial(_evaluate, loss_fn=loss_fn)  # static arguments: one compilation, kept across runs
     rng = np.random.default_rng(seed)
-    opt_state = transform.init(params)
-    history: dict[str, list[float]] = {"train": [], "validation": []}
-    best_params, best_epoch, best_loss = params, 0, math.inf
-    if validation is not None:
-        # The starting point competes too: training that never beats it (say, from a ridge readout) returns it.
-        best_loss = _mean_loss(evaluate, params, validation, batch_size, context)
-        history["initial_validation"] = [best_loss]
-        best_epoch = -1
-    bar = tqdm(range(n_epochs), desc="train", unit="epoch", disable=not progress)
+    signature = _signature(data, validation, optimizer, learning_rate, n_epochs, batch_size, l2, patience, seed)
+    if saved is not None:
+        if saved["signature"] != signature:
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written by a different training "
+                             f"({_signature_difference(saved['signature'], signature)}); delete it or pass "
+                             f"another path")
+        state = _device_tree(saved["state"])
+        params, opt_state, history = state["params"], state["opt_state"], saved["history"]
+        best_params, best_epoch, best_loss = state["best_params"], saved["best_epoch"], saved["best_loss"]
+        first_epoch, first_index, losses = saved["epoch"], saved["index"], list(saved["losses"])
+        rng.bit_generator.state = saved["epoch_rng"]
+        if resumable is not None:
+            resumable.restore(saved["resumable"])
+        if saved["done"]:
+            return TrainResult(best_params, history, best_epoch)
+    else:
+        opt_state = transform.init(params)
+        history: dict[str, list[float]] = {"train": [], "validation": []}
+        best_params, best_epoch, best_loss = params, 0, math.inf
+        first_epoch, first_index, losses = 0, 0, []
+        if validation is not None:
+            # The starting point competes too: training that never beats it (e.g. a ridge readout) returns it.
+            best_loss = _mean_loss(evaluate, params, validation, batch_size, context)
+            history["initial_validation"] = [best_loss]
+            best_epoch = -1
+
+    def training_state(epoch: int, index: int, epoch_rng: dict, done: bool = False) -> dict[str, Any]:
+        """What resumes training before update ``index`` of ``epoch`` (the data order redrawn from
+        ``epoch_rng``)."""
+        return {"signature": signature, "done": done, "epoch": epoch, "index": index, "epoch_rng": epoch_rng,
+                "step": epoch * steps_per_epoch + index, "losses": list(losses),
+                "history": {name: list(values) for name, values in history.items()},
+                "best_epoch": best_epoch, "best_loss": best_loss,
+                "state": {"params": params, "opt_state": opt_state, "best_params": best_params},
+                "resumable": None if resumable is None else resumable.snapshot()}
+
+    bar = tqdm(range(first_epoch, n_epochs), desc="train", unit="epoch", disable=not progress)
+    epoch_rng, before = rng.bit_generator.state, None
     for epoch in bar:
+        epoch_rng = rng.bit_generator.state
         order = rng.permutation(n_samples)
         order = np.concatenate([order, order[: steps_per_epoch * batch_size - n_samples]])
-        losses = []
+        if epoch > first_epoch:
+            first_index, losses = 0, []
         for index, batch_indices in enumerate(order.reshape(steps_per_epoch, batch_size)):
-            params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data),
-                                                 context)
-            losses.append(float(batch_loss))
+            if index < first_index:
+                continue  # done before the checkpoint this run resumed from
+            try:
+                if checkpoint is not None:
+                    before = training_state(epoch, index, epoch_rng)  # (a device snapshot may fail too)
+                    if (epoch * steps_per_epoch + index) % checkpoint_interval == 0:
+                        _write_checkpoint(checkpoint, before)
+                params, opt_state, batch_loss = step(params, opt_state, tuple(a[batch_indices] for a in data),
+                                                     context)
+                losses.append(float(batch_loss))
+            except BaseException as error:
+                error = host_error(error)
+                if before is not None:  # this update's starting state, or (if taking it failed) the last one's
+                    _write_checkpoint(checkpoint, before)
+                    error.add_note(f"training state before update {before['step']} (epoch {before['epoch']}, "
+                                   f"step {before['index']}) saved to {os.fspath(checkpoint)!r}: the same call "
+                                   f"resumes from it")
+                raise error
             if not math.isfinite(losses[-1]):
                 raise DivergenceError(
                     f"training loss became {losses[-1]} at epoch {epoch}, step {index} (update "
@@ -377,7 +456,110 @@ def train(
         if patience is not None and epoch - best_epoch >= patience:
             break
     bar.close()
+    if checkpoint is not None:  # the same call again returns this result without running a step
+        _write_checkpoint(checkpoint, training_state(epoch, steps_per_epoch, epoch_rng, done=True))
     return TrainResult(best_params, history, best_epoch)
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+
+CHECKPOINT_FORMAT = 1
+
+
+class Resumable(Protocol):
+    """State outside the optimiser that a resumed training must restore (a device's key stream, counters)."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
+
+# Exceptions raised by host code that compiled steps call (``io_callback``: a device query) reach the caller
+# as a generic ``JaxRuntimeError``; ``host_function`` records the original so ``train`` re-raises it whole
+# (its type and message naming the device and the failure).
+_HOST_ERRORS: list[BaseException] = []
+
+
+def host_function(function: Callable) -> Callable:
+    """``function`` for ``io_callback`` whose exceptions ``train`` re-raises as they were raised."""
+
+    @functools.wraps(function)
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except BaseException as error:
+            _HOST_ERRORS.append(error)
+            raise
+
+    return recorded
+
+
+def host_error(error: BaseException) -> BaseException:
+    """The host exception behind ``error`` (a JAX runtime error from a failed callback), else ``error``."""
+    original = _HOST_ERRORS[-1] if _HOST_ERRORS and isinstance(error, jax.errors.JaxRuntimeError) else error
+    _HOST_ERRORS.clear()
+    return original
+
+
+def _host_tree(tree: Any) -> Any:
+    return jax.tree_util.tree_map(np.array, tree)
+
+
+def _device_tree(tree: Any) -> Any:
+    return jax.tree_util.tree_map(jnp.asarray, tree)
+
+
+def _signature(data: tuple[np.ndarray, ...], validation: Any, optimizer: Any, *options: Any) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed by this call: the data (SHA-256 of every array), the
+    options, the optimiser (its name, or its type for a custom optax transformation)."""
+    digest = hashlib.sha256()
+    for array in (*data, *(validation or ())):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    names = ("learning_rate", "n_epochs", "batch_size", "l2", "patience", "seed")
+    return {"format": CHECKPOINT_FORMAT, "data": digest.hexdigest(),
+            "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
+            **dict(zip(names, options, strict=True))}
+
+
+def _signature_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {saved.get(name)!r} there, {current.get(name)!r} here"
+                     for name in current if saved.get(name) != current.get(name))
+
+
+def _write_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same directory, flushed and fsynced,
+    then renamed over ``path`` (a crash leaves the old checkpoint or the new one, never half of one)."""
+    path, state = Path(path), dict(state, state=_host_tree(state["state"]))  # NumPy: no device buffers
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None when there is none yet."""
+    try:
+        with open(path, "rb") as file:
+            state = pickle.load(file)
+    except FileNotFoundError:
+        return None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} is not a training checkpoint: {error}") from error
+    if not isinstance(state, dict) or state.get("signature", {}).get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {os.fspath(path)!r} is not a format-{CHECKPOINT_FORMAT} training checkpoint")
+    return state
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "transform", "l2"))
