@@ -24,15 +24,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hardware_sim import adjoint as physics
+from hardware_sim import loop as physics
 from hardware_sim import nonidealities as nl
-from reservoir.core import run
+from reservoir.core import DivergenceError, run
 from reservoir.delay import DelayParams, delay_reservoir
 from reservoir.esn import ESNParams
 from reservoir.trainable import TRAINABLE_FIELDS, split_trainable
@@ -51,6 +51,18 @@ DAC_FIELDS: dict[type, tuple[str, ...]] = {DelayParams: ("mask", "bias_mask"), E
 LOWPASS_ALONG: dict[type, str] = {DelayParams: "nodes", ESNParams: "time"}
 
 
+class DeviceTruth(NamedTuple):
+    """A device's hidden truth, for tests and figures only (``Device.truth``): no training mode or calibration
+    reads it.  ``params``: the parameters the next measurement would run with the given input side (mismatch,
+    drift, harmonic applied); ``loop``: the loop's physics (None for devices without an in-loop simulation);
+    ``delay_offset``: the current fractional delay ε; ``bias_walk``: the current bias drift (rad)."""
+
+    params: Any
+    loop: physics.LoopPhysics | None
+    delay_offset: float
+    bias_walk: float
+
+
 class Device:
     """A reservoir behind non-idealities; the only stateful object of ``hardware_sim``.
 
@@ -60,12 +72,19 @@ class Device:
         pieces: ``Nonideality`` pieces in the order they act; input-side and output-side pieces may be
             interleaved in the list, each side keeps its own order.
         seed: seed of the device's key stream (fresh noise keys for every measurement).
+        loop: the physics inside the loop (``hardware_sim.loop.LoopPhysics``) of a ``"sine"`` or
+            ``"sin2_lowpass"`` delay device, whose states are then simulated by ``hardware_sim.loop`` (with
+            ``LoopPhysics()``, the default for those models, that is the nominal model exactly); None for other
+            reservoirs, which run ``reservoir.run``.
 
-    State held (hidden from the trainer): the pieces' states (mismatch draws, node spread, drift walk), the key
-    stream and the counters ``n_calls`` and ``n_samples``.
+    State held (hidden from the trainer): the pieces' states (mismatch draws, node spread, drift walk), the loop's
+    fractional delay and bias walk, the key streams and the counters ``n_calls`` and ``n_samples``.  The in-loop
+    randomness of measurement k is drawn from the loop's key folded with k, so it is a function of the seed and
+    the call index.
     """
 
-    def __init__(self, nominal: Any, pieces: Sequence[nl.Nonideality] = (), *, seed: int):
+    def __init__(self, nominal: Any, pieces: Sequence[nl.Nonideality] = (), *, seed: int,
+                 loop: physics.LoopPhysics | None = None):
         if type(nominal) not in TRAINABLE_FIELDS:
             raise TypeError(f"nominal must be one of {[kind.__name__ for kind in TRAINABLE_FIELDS]}, "
                             f"got {type(nominal).__name__}")
@@ -78,12 +97,28 @@ class Device:
         pieces = list(pieces)
         for index, piece in enumerate(pieces):
             check_instance(f"pieces[{index}]", piece, nl.Nonideality)
+        simulated_loop = isinstance(nominal, DelayParams) and nominal.model in physics.LOOP_MODELS
+        if loop is None and simulated_loop:
+            loop = physics.LoopPhysics()
+        if loop is not None:
+            check_instance("loop", loop, physics.LoopPhysics)
+            physics.check_loop_model(nominal)
         self._nominal = nominal
         self._input = nl.chain(*[piece for piece in pieces if piece.side == "input"])
         self._output = nl.chain(*[piece for piece in pieces if piece.side == "output"])
         self._input_state = self._input.init(nominal)
         self._output_state = self._output.init(nominal)
         self._key = jax.random.PRNGKey(seed)
+        self._loop = loop
+        self._loop_key = jax.random.PRNGKey(nl.piece_seeds(seed, 4)[3])
+        if loop is not None:
+            lowpass = loop.lowpass_time
+            if lowpass is None and nominal.model == "sin2_lowpass":
+                lowpass = 1.0 / nominal.node_separation
+            matrix = physics.filter_matrix(nominal.n_units, lowpass, loop.highpass_time)
+            self._filter = None if matrix is None else jnp.asarray(matrix, nominal.dtype)
+            self._delay_offset = float(loop.delay_offset)
+            self._bias_walk = 0.0
         self._n_calls = 0
         self._n_samples = 0
 
@@ -132,45 +167,155 @@ class Device:
             raise ValueError(f"inputs must have at least one time step (and sequence), got shape {inputs.shape}")
         params = self._params(input_side)
         inputs = jnp.asarray(inputs, params.dtype)
-        self._key, input_key, output_key = jax.random.split(self._key, 3)
-        written, self._input_state = self._input.apply(nl.Written(params, inputs), self._input_state, input_key)
-        self._n_calls += 1
-        self._n_samples += int(np.prod(inputs.shape[:-1]))
-        states = run(written.params, written.inputs)
+        true, inputs, output_key = self._write(params, inputs)
+        loop_key = self._count(inputs)
+        if self._loop is None:
+            states = run(true, inputs)
+        else:
+            states = self._run_loop(true, inputs, loop_key)
         states, self._output_state = self._output.apply(states, self._output_state, output_key)
-        return states
+        return self._checked("measurement", states)
 
-    def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, jax.Array]:
-        """The physical backward pass (sine delay devices): ∂L/∂(input side) for ∂L/∂states = ``cotangent``.
+    def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
+                states: Any = None) -> dict[str, jax.Array]:
+        """The physical backward pass: ∂L/∂(input side) for ∂L/∂states = ``cotangent``, computed by the loop itself.
 
-        The device reruns the forward pass, reads the derivative of its nonlinearity off the same modulator
-        with the bias shifted by π/2 (through the same detection chain, noise and ADC included) and sends the
-        error through its own loop in reversed time (``hardware_sim.adjoint``).  Counts two calls (derivative
-        pass, backward pass) and 2 · B · T samples.
+        Two device passes as ``hardware_sim.loop`` describes them (a derivative pass in open loop with the bias
+        shifted by a quarter fringe, then the error sent through the loop in reversed time), each through the
+        same true physics and detection chain as any measurement; the gradients are then formed from measured
+        signals and the written input side only.
+
+        Args:
+            inputs: ``(T, D)`` or ``(B, T, D)``.
+            input_side: the trainer's current input side (as for ``measure``); None = nominal.
+            cotangent: ∂L/∂states, the shape of the states.
+            states: the states the forward measurement returned for these inputs and input side (what the
+                experimenter recorded); None measures them first (one more call).
 
         Returns:
-            gradients for the fields named in ``input_side`` (all input-side fields when it is None).
+            gradients for the fields named in ``input_side`` (all input-side fields when it is None).  Counts two
+            calls and 2 · B · T samples (three with ``states=None``).
         """
-        if not isinstance(self._nominal, DelayParams) or self._nominal.model != "sine":
-            raise ValueError("adjoint (physical backprop) is built for sine delay devices only, got "
-                             f"{type(self._nominal).__name__} {getattr(self._nominal, 'model', '')}".rstrip())
+        if self._loop is None:
+            physics.check_loop_model(self._nominal)
         inputs = check_array("inputs", inputs, (2, 3), {-1: self.n_inputs})
         cotangent = check_array("cotangent", cotangent, inputs.ndim, {-1: self.n_units})
-        if tuple(cotangent.shape[:-1]) != tuple(inputs.shape[:-1]):
-            raise ValueError(f"cotangent must have shape {(*inputs.shape[:-1], self.n_units)}, "
-                             f"got {tuple(cotangent.shape)}")
+        expected = (*inputs.shape[:-1], self.n_units)
+        if tuple(cotangent.shape) != expected:
+            raise ValueError(f"cotangent must have shape {expected}, got {tuple(cotangent.shape)}")
+        if states is None:
+            states = self.measure(inputs, input_side)
+        states = check_array("states", states, inputs.ndim)
+        if tuple(states.shape) != expected:
+            raise ValueError(f"states must have shape {expected} (the forward measurement), "
+                             f"got {tuple(states.shape)}")
+        written = self._params(input_side)
+        dtype = written.dtype
+        inputs, states = jnp.asarray(inputs, dtype), jnp.asarray(states, dtype)
+        cotangent = jnp.asarray(cotangent, dtype)
+        batched = inputs.ndim == 3
+        over = (lambda f: jax.vmap(f)) if batched else (lambda f: f)
+        model = written.model
+
+        # 1. derivative pass: the experimenter's ã through the open-loop modulator, bias shifted
+        arguments = over(lambda u, x: physics.modulator_arguments(written, u, x, self._loop))(inputs, states)
+        true, _, output_key = self._write(written, inputs)
+        key = self._count(inputs)
+        walk = self._bias_path(key, arguments.shape[:-1])
+        reading = over(lambda a, w: physics.derivative_pass(true, self._loop, a, w))(arguments, walk)
+        reading, self._output_state = self._output.apply(reading, self._output_state, output_key)
+        reading = self._checked("derivative reading", reading)
+        derivative = physics.DERIVATIVE_SCALE[model] * (reading - physics.MID_LEVEL[model])
+
+        # 2. backward pass: the scaled error injected in reversed time, the loop multiplies by the derivative
+        _, g_post = physics.gains(written)
+        error = cotangent / g_post
+        full_scale = (self._loop.drive_range or 1.0) * np.pi
+        peak = float(jnp.max(jnp.abs(error)))
+        scale = 0.5 * full_scale / peak if peak > 0 else 1.0  # κ: the injection uses half the drive range
+        injection = over(physics.reverse_time)(physics.through_dac(scale * error, self._loop))
+        multiplier = over(physics.reverse_time)(physics.through_dac(derivative, self._loop))
+        true, _, output_key = self._write(written, inputs)
+        key = self._count(inputs)
+        noise = nl.standard_normal(key, injection.shape, dtype)
+        epsilon = jnp.asarray(self._delay_offset, dtype)
+        ring = over(lambda i, m, n: physics.backward_ring(true, self._loop, self._filter, i, m, n, epsilon))
+        recorded, self._output_state = self._output.apply(ring(injection, multiplier, noise), self._output_state,
+                                                          output_key)
+        recorded = self._checked("backward signal", over(physics.reverse_time)(recorded))
+        delta = derivative * recorded / scale
+        gradients = over(lambda u, x, c, d: physics.input_side_gradients(written, u, x, c, d))(
+            inputs, states, cotangent, delta)
+        if batched:
+            gradients = {name: value.sum(0) for name, value in gradients.items()}
+        return {name: gradients[name] for name in (input_side or self.trainable_fields)}
+
+    def truth(self, input_side: Mapping[str, Any] | None = None) -> DeviceTruth:
+        """The hidden truth (simulation only: for tests and figures; no training mode or calibration reads it).
+
+        Pure: nothing advances (no drift step, no query counted)."""
         params = self._params(input_side)
+        written, _ = self._input.apply(nl.Written(params, jnp.zeros((1, self.n_inputs), params.dtype)),
+                                       self._input_state, jax.random.PRNGKey(0))
+        if self._loop is None:
+            return DeviceTruth(written.params, None, 0.0, 0.0)
+        return DeviceTruth(written.params, self._loop, self._delay_offset, self._bias_walk)
+
+    def _write(self, params: Any, inputs: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        """The input-side pieces act (mismatch, drift step, DAC, harmonic): (true params, inputs, output key)."""
         inputs = jnp.asarray(inputs, params.dtype)
         self._key, input_key, output_key = jax.random.split(self._key, 3)
         written, self._input_state = self._input.apply(nl.Written(params, inputs), self._input_state, input_key)
-        self._n_calls += 2
-        self._n_samples += 2 * int(np.prod(inputs.shape[:-1]))
-        true, u = written.params, written.inputs
-        states = run(true, u)
-        derivative = physics.derivative_readings(true, u, states)
-        derivative, self._output_state = self._output.apply(derivative, self._output_state, output_key)
-        gradients = physics.physical_gradients(true, u, states, derivative, jnp.asarray(cotangent, params.dtype))
-        return {name: gradients[name] for name in (input_side or self.trainable_fields)}
+        return written.params, written.inputs, output_key
+
+    def _count(self, inputs: jax.Array) -> jax.Array:
+        """Count one call of B · T samples; return the in-loop key of this call (seed and call index)."""
+        key = jax.random.fold_in(self._loop_key, self._n_calls)
+        self._n_calls += 1
+        self._n_samples += int(np.prod(inputs.shape[:-1]))
+        return key
+
+    def _bias_path(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """The bias walk over ``shape`` = (T,) or (B, T) periods of one pass (sequences of a batch share it),
+        continuing from its current value; advances it."""
+        loop, dtype = self._loop, self._nominal.dtype
+        steps = shape[-1]
+        if not loop.bias_walk:
+            return jnp.full(shape, self._bias_walk, dtype)
+        keep = 1.0 - loop.bias_control
+        draws = np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (steps,)), np.float64) * loop.bias_walk
+        path = np.empty(steps)
+        value = self._bias_walk
+        for t in range(steps):  # an AR(1) of T scalars: cheap next to the loop itself
+            value = keep * value + draws[t]
+            path[t] = value
+        self._bias_walk = float(path[-1])
+        return jnp.broadcast_to(jnp.asarray(path, dtype), shape)
+
+    def _run_loop(self, true: DelayParams, inputs: jax.Array, key: jax.Array) -> jax.Array:
+        loop, dtype = self._loop, true.dtype
+        shape = (*inputs.shape[:-1], self.n_units)
+        noise = (nl.standard_normal(jax.random.fold_in(key, 0), shape, dtype) if loop.noisy
+                 else jnp.zeros(shape, dtype))
+        path = self._bias_path(key, shape[:-1])
+        epsilon = jnp.asarray(self._delay_offset, dtype)
+        zeros = jnp.zeros(self.n_units, dtype)
+        run_one = lambda u, n, w: physics.forward(true, loop, self._filter, u, n, w, epsilon, zeros)
+        states = jax.vmap(run_one)(inputs, noise, path) if inputs.ndim == 3 else run_one(inputs, noise, path)
+        if loop.delay_walk:  # the fibre's thermal drift between measurements, reflected into [0, 1)
+            step = float(jax.random.normal(jax.random.fold_in(key, 2), ())) * loop.delay_walk
+            value = abs(self._delay_offset + step) % 2.0
+            self._delay_offset = min(2.0 - value if value >= 1.0 else value, 1.0 - 1e-9)
+        return states
+
+    def _checked(self, what: str, signal: jax.Array) -> jax.Array:
+        finite = np.isfinite(np.asarray(signal))
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            where = f"time step {bad[-2]}" + (f" of sequence {bad[0]}" if finite.ndim == 3 else "")
+            raise DivergenceError(f"the device's {what} (call {self._n_calls}) became NaN/inf at {where}: a "
+                                  f"non-idealities level or the drive is out of any physical range")
+        return signal
 
     def _params(self, input_side: Mapping[str, Any] | None) -> Any:
         if input_side is None:
