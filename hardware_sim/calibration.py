@@ -171,18 +171,11 @@ def _start(twin: DelayParams, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def true_params(device: Device, input_side: dict[str, Any] | None = None) -> Any:
     """The parameters the device would run on its next measurement with ``input_side`` (None: the nominal
-    one): its hidden input-side pieces (mismatch, drift, DAC, harmonic) applied to the nominal parameters.
-
-    A simulation-only oracle for reporting how much mismatch a calibration removes: it reads the device's
-    private input chain and state (``Device`` has no public accessor for its truth), is pure (the drift walk is
-    not advanced) and counts no query.
-    """
+    one): ``device.truth(input_side).params``.  A simulation-only oracle for reporting how much mismatch a
+    calibration removes; no query is counted and nothing advances."""
     if not isinstance(device, Device):
         raise TypeError(f"device must be a hardware_sim.Device, got {type(device).__name__}")
-    params = device._params(input_side)
-    written, _ = device._input.apply(nl.Written(params, jnp.zeros((1, device.n_inputs), params.dtype)),
-                                     device._input_state, jax.random.PRNGKey(0))
-    return written.params
+    return device.truth(input_side).params
 
 
 def calibrate_twin(

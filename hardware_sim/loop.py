@@ -84,7 +84,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hardware_sim.nonidealities import BITS, quantise
+from hardware_sim.nonidealities import BITS, LEVEL, SNR_DB, quantise
 from reservoir import trig
 from reservoir.delay import DelayParams
 from reservoir.validation import Interval, check_scalar
@@ -96,13 +96,11 @@ BIAS_SHIFT = {"sine": math.pi / 2, "sin2_lowpass": math.pi / 4}  # a quarter fri
 DERIVATIVE_SCALE = {"sine": 1.0, "sin2_lowpass": 2.0}  # f′(a) = scale · (f(a + shift) − DC) for v = 1, h = 0
 
 # Bounds beyond which a value is not a physical setting but a typo: refused before anything runs.
-NOISE_LEVEL = Interval(0, 10, "both")
 FRACTION = Interval(0, 1, "left")  # [0, 1)
 RATE = Interval(0, 1, "both")
 TIME_CONSTANT = Interval(0, 1e9, "neither")
 VISIBILITY = Interval(0, 1, "right")
 DRIVE_RANGE = Interval(0, 100, "neither")
-SNR_DB = Interval(-30, 200, "both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +144,7 @@ class LoopPhysics:
             if getattr(self, name) is not None:
                 check_scalar(name, getattr(self, name), TIME_CONSTANT)
         for name in ("noise_floor", "rin", "shot", "delay_walk", "bias_walk"):
-            check_scalar(name, getattr(self, name), NOISE_LEVEL)
+            check_scalar(name, getattr(self, name), LEVEL)
         check_scalar("delay_offset", self.delay_offset, FRACTION)
         check_scalar("bias_control", self.bias_control, RATE)
         if self.drive_range is not None:
@@ -349,8 +347,8 @@ def input_side_gradients(written: DelayParams, inputs: jax.Array, states: jax.Ar
     states F̃ (T, N), the cotangent c = ∂L/∂F and the *written* input side (the experimenter's values).
 
     a = g_post F_{p−D} + β (M u + m₀) + φ, so ∂L/∂M = β Σ δa uᵀ, ∂L/∂m₀ = β Σ δa, ∂L/∂β = Σ δa (M u + m₀),
-    ∂L/∂φ = Σ δa; the feedback gain: ``"sine"`` (g_post = α) Σ δa F_{p−D}; ``"sin2_lowpass"`` (g_pre = α, F = H(α I))
-    (1/α) Σ λ_F F with λ_F = c + Delayᵀ δa.
+    ∂L/∂φ = Σ δa; the feedback gain: ``"sine"`` (g_post = α) Σ δa F_{p−D}; ``"sin2_lowpass"`` (g_pre = α,
+    F = H(α I)) (1/α) Σ λ_F F with λ_F = c + Delayᵀ δa.
     """
     lag = written.n_units + DELAY_EXTRA[written.model]
     z = inputs @ written.mask.T + written.bias_mask
