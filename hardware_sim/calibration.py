@@ -55,7 +55,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device
 from readout.gradient import train
 from reservoir.delay import DelayParams
