@@ -396,7 +396,8 @@ PROFILE_SOURCES: dict[str, str] = {
     "offset_spread": "assumption: 0.01 per-node offset",
     "harmonic": "assumption: 3 % second-harmonic distortion of the modulator driver",
     "snr_db": "assumption: 40 dB readout (detection) SNR",
-    "adc_bits": "assumption: a 10-bit digitiser on ± 2",
+    "adc_bits": "assumption: a 10-bit digitiser",
+    "adc_range": "assumption: the digitiser's full scale ± 2 (the square-law tap swings about ± 1)",
 }
 
 

@@ -281,7 +281,10 @@ def forward(params: DelayParams, physics: LoopPhysics, matrix: jax.Array | None,
         return g_pre * signal, extra
 
     buffer = jnp.concatenate([jnp.zeros(2, params.dtype), initial_state])
-    idle = 0.0 if not physics.square_law else g_pre * intensity(params, params.phase, visibility)
+    # The AC coupling starts charged to the idle intensity (the loop sat at rest before the measurement): an
+    # initial condition of this measurement, held fixed under differentiation as the hardware's adjoint holds it.
+    idle = 0.0 if not physics.square_law else jax.lax.stop_gradient(
+        g_pre * intensity(params, params.phase, visibility))
     state = jnp.stack([initial_state[-1], jnp.zeros((), params.dtype), jnp.asarray(idle, params.dtype)])
     xs = (drive(params, inputs, physics), noise, bias_path)
     return _ring(period_in, lambda v, x: (v, v), matrix, buffer, state, jnp.zeros((), params.dtype), n,
