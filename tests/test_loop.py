@@ -1,5 +1,5 @@
-"""The simulated opto-electronic ring (hardware_sim.loop): forward against a node-by-node NumPy reference with every
-piece on, the physical backward pass against jax.grad, profiles, truth and bad input."""
+"""The simulated opto-electronic ring (hardware_sim.loop): forward against a node-by-node NumPy reference with
+every piece on, the physical backward pass against jax.grad, profiles, truth and bad input."""
 
 import math
 
