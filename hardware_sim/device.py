@@ -263,6 +263,36 @@ class Device:
             return DeviceTruth(written.params, None, 0.0, 0.0)
         return DeviceTruth(written.params, self._loop, self._delay_offset, self._bias_walk)
 
+    def exact_gradient(self, inputs: Any, input_side: Mapping[str, Any], cotangent: Any) -> dict[str, jax.Array]:
+        """Simulation only (for tests and figures, like ``truth``): ∂/∂(written input side) of Σ states · cotangent
+        for the true device with its noise switched off and its drifts frozen at their current values, through the
+        input pieces (mismatch, harmonic, DAC derivative straight through) and the loop; the detection chain is
+        left out.  The reference a physical gradient is scored against.  Pure: nothing advances or is counted."""
+        physics.check_loop_model(self._nominal)
+        if self._loop is None:
+            raise ValueError("exact_gradient needs a device with a simulated loop")
+        written = self._params(input_side)
+        dtype = written.dtype
+        inputs = jnp.asarray(check_array("inputs", inputs, (2, 3), {-1: self.n_inputs}), dtype)
+        cotangent = jnp.asarray(cotangent, dtype)
+        side, combine = split_trainable(written, list(input_side))
+        quiet = dataclasses.replace(self._loop, noise_floor=0.0, rin=0.0, shot=0.0)
+        state, epsilon = self._input_state, jnp.asarray(self._delay_offset, dtype)
+
+        def total(values):
+            true = self._input.apply(nl.Written(combine(values), inputs), state, jax.random.PRNGKey(0))[0].params
+            zeros = jnp.zeros(self.n_units, dtype)
+
+            def one(u):
+                steps = u.shape[0]
+                return physics.forward(true, quiet, self._filter, u, jnp.zeros((steps, self.n_units), dtype),
+                                       jnp.full((steps,), self._bias_walk, dtype), epsilon, zeros)
+
+            states = jax.vmap(one)(inputs) if inputs.ndim == 3 else one(inputs)
+            return jnp.sum(states * cotangent)
+
+        return jax.grad(total)(side)
+
     def _write(self, params: Any, inputs: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
         """The input-side pieces act (mismatch, drift step, DAC, harmonic): (true params, inputs, output key)."""
         inputs = jnp.asarray(inputs, params.dtype)

@@ -227,9 +227,13 @@ def through_dac(value: jax.Array, physics: LoopPhysics) -> jax.Array:
     if physics.drive_range is None:
         return value
     full_scale = physics.drive_range * math.pi
+    clipped = jnp.clip(value, -full_scale, full_scale)
     if physics.drive_bits is None:
-        return jnp.clip(value, -full_scale, full_scale)
-    return quantise(value, physics.drive_bits, -full_scale, full_scale)
+        return clipped
+    # Rounding passes the derivative of the ideal converter (straight through), so the exact gradient of a
+    # simulated device (Device.exact_gradient) is not zero everywhere; saturation does block it, as it should.
+    levels = quantise(value, physics.drive_bits, -full_scale, full_scale)
+    return clipped + jax.lax.stop_gradient(levels - clipped)
 
 
 def _feed(buffer: jax.Array, n_units: int, extra: int, epsilon: jax.Array) -> jax.Array:

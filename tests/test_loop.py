@@ -91,24 +91,7 @@ def test_forward_matches_a_node_by_node_numpy_loop_with_every_piece_on(model):
 
 
 def exact_gradient(device, params, inputs, cotangent):
-    """jax.grad of Σ states · cotangent through the device's true, noiseless loop (simulation only)."""
-    truth = device.truth(params)
-    side, combine = split_trainable(truth.params, NAMES)
-    loop = dataclasses_replace(truth.loop, noise_floor=0.0, rin=0.0, shot=0.0)
-    matrix = device._filter  # the device's own RF chain (a test may look inside)
-    zeros = jnp.zeros(device.n_units)
-
-    def total(s):
-        one = lambda u: physics.forward(combine(s), loop, matrix, u, jnp.zeros((u.shape[0], device.n_units)),
-                                        jnp.zeros(u.shape[0]), jnp.asarray(truth.delay_offset), zeros)
-        return jnp.sum(jax.vmap(one)(jnp.asarray(inputs)) * cotangent)
-
-    return jax.grad(total)(side)
-
-
-def dataclasses_replace(value, **changes):
-    import dataclasses
-    return dataclasses.replace(value, **changes)
+    return device.exact_gradient(inputs, params, cotangent)
 
 
 def relative_errors(got, expected):
