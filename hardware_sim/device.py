@@ -400,7 +400,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "harmonic": 0.03,
         "snr_db": 40.0,
         "adc_bits": 10,
-        "adc_range": (-2.0, 2.0),
+        "adc_range": (-2.5, 2.5),
     },
 }
 PROFILE_SOURCES: dict[str, str] = {
@@ -427,7 +427,7 @@ PROFILE_SOURCES: dict[str, str] = {
     "harmonic": "assumption: 3 % second-harmonic distortion of the modulator driver",
     "snr_db": "assumption: 40 dB readout (detection) SNR",
     "adc_bits": "assumption: a 10-bit digitiser",
-    "adc_range": "assumption: the digitiser's full scale ± 2 (the square-law tap swings about ± 1)",
+    "adc_range": "assumption: the digitiser's full scale ± 2.5 (the square-law derivative reading spans 0–2)",
 }
 
 
