@@ -159,8 +159,10 @@ def summary(rows: list[dict]) -> str:
     lines.append("Calibrated twin, held-out state NMSE (median [95 % interval])")
     for model in MODELS:
         for profile in PROFILES:
-            get = lambda m: [r["value"] for r in rows if r["part"] == "calibration" and r["model"] == model
-                             and r["profile"] == profile and r["metric"] == m]
+            def get(metric, model=model, profile=profile):
+                return [r["value"] for r in rows if r["part"] == "calibration" and r["model"] == model
+                        and r["profile"] == profile and r["metric"] == metric]
+
             lines.append(f"  {model:13s} {profile:13s} nominal {_median_interval(get('state_nmse_nominal'))}  "
                          f"calibrated {_median_interval(get('state_nmse_calibrated'))}  noise floor "
                          f"{_median_interval(get('state_nmse_noise_floor'))}  structural gap "
