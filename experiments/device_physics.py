@@ -96,7 +96,7 @@ def gradient_rows(unit, settings) -> list[dict]:
     rng = np.random.default_rng(100 + seed)
     inputs, cotangent = rng.uniform(-1, 1, (batch, steps, 1)), rng.normal(size=(batch, steps, settings["n_units"]))
     rows = []
-    for snr_db in SNRS_DB:
+    for snr_db in settings["snrs_db"]:
         device = delay_device(settings["n_units"], seed=seed, model=model, profile=profile, **_noise(snr_db),
                               reservoir_options={"dtype": jnp.float64})
         side = {k: np.asarray(v) for k, v in split_trainable(device.nominal_twin(), NAMES)[0].items()}
@@ -177,8 +177,9 @@ def plot(directory: Path | str) -> list[Path]:
     plt = pyplot()
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
-    for row_axes, model in zip(axes, MODELS, strict=True):
+    models = [m for m in MODELS if any(r["model"] == m and r["part"] == "states" for r in rows)]
+    fig, axes = plt.subplots(len(models), 3, figsize=(14, 3.5 * len(models)), squeeze=False)
+    for row_axes, model in zip(axes, models, strict=True):
         traces = [r for r in rows if r["part"] == "states" and r["model"] == model]
         nodes = sorted({r["node"] for r in traces})[:3]
         for j, profile in enumerate(["nominal", *PROFILES]):
