@@ -11,6 +11,7 @@ EXPERIMENTS = {
     "backprop_primer": "experiments.backprop_primer",
     "benchmarks": "experiments.benchmarks",
     "curse_of_dimensionality": "experiments.curse_of_dimensionality",
+    "device_physics": "experiments.device_physics",
     "embodied_learning": "experiments.embodied_learning",
     "hil_vs_digital": "experiments.hil_vs_digital",
     "speed": "experiments.speed",

@@ -55,7 +55,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device
 from hardware_sim.protocol import DeviceProtocol, check_device
 from readout.gradient import train
@@ -72,17 +71,16 @@ class CalibrationResult:
     """What ``calibrate_twin`` found.
 
     ``twin``: the nominal ``DelayParams`` with the fitted fields put in (usable wherever the nominal twin is).
-    ``fitted`` / ``nominal`` / ``true``: {field: value} of the fitted fields, for the calibrated model, the
-    nominal twin and the device's hidden truth (simulation only, ``true_params``); with ``bandwidth``,
-    ``fitted`` also holds the low-pass coefficient ``"decay"`` a and the cut-off ``"bandwidth"`` = −ln a / 2π in
-    units of the node rate (inf for a ≤ 0), ``nominal`` a = 0 and an infinite bandwidth.
-    ``mismatch_removed``: {field: 1 − |fitted − true| / |nominal − true|} (1: all removed, 0: none, < 0: worse;
-    NaN when the nominal value is already the truth).  A ratio: for a field whose own mismatch draw happens to
-    be tiny, a small absolute fitting error makes it strongly negative — read it with ``true`` and ``nominal``.
+    ``fitted`` / ``nominal``: {field: value} of the fitted fields, for the calibrated model and the nominal twin;
+    with ``bandwidth``, ``fitted`` also holds the low-pass coefficient ``"decay"`` a and the cut-off
+    ``"bandwidth"`` = −ln a / 2π in units of the node rate (inf for a ≤ 0), ``nominal`` a = 0 and an infinite
+    bandwidth.  (How much of the hidden mismatch that removed: ``mismatch_removed``, simulation only.)
     ``state_nmse``: {"nominal", "calibrated"} NMSE of the predicted against the measured (averaged) states on
     the held-out probe sequences, mean (x̂ − x)² over mean per-node variance of x; ``"fit"``: the calibrated
-    model's on the fitted sequences.  A noiseless perfect model scores 0; with detection noise of SNR s dB
-    averaged over R measurements the floor is about 10^(−s/10) / R times mean(x²) / mean var(x).
+    model's on the fitted sequences; ``"noise_floor"``: the part of a held-out NMSE that measurement noise alone
+    explains, estimated from the spread of the ``n_repeats`` measurements (their variance / R; NaN for R = 1);
+    ``"structural_gap"``: calibrated − noise floor (≥ 0): what the twin's model class cannot express (in-loop
+    physics, square-law detection, clock mismatch, drift...), the reason to train in situ at all.
     ``history``: ``{"train": [...]}`` the fit's state MSE per Adam step.
     ``n_calls`` / ``n_samples``: device queries spent (``n_repeats`` measurements of the whole probe).
     """
@@ -90,8 +88,6 @@ class CalibrationResult:
     twin: DelayParams
     fitted: dict[str, float]
     nominal: dict[str, float]
-    true: dict[str, float]
-    mismatch_removed: dict[str, float]
     state_nmse: dict[str, float]
     history: dict[str, list[float]]
     n_calls: int
@@ -101,7 +97,7 @@ class CalibrationResult:
         """What the calibrated model predicts the device measures for ``inputs`` (B, T, D): the calibrated
         twin's states through the fitted low-pass (if any)."""
         inputs = jnp.asarray(check_array("inputs", inputs, 3, {-1: self.twin.n_inputs}), self.twin.dtype)
-        fields = tuple(name for name in FIELDS if name in self.true)
+        fields = tuple(name for name in FIELDS if name in self.fitted)
         params = _start(self.twin, fields)  # the fit's parameter structure: calibrate_twin's compilation is reused
         params["decay"] = jnp.asarray(self.fitted.get("decay", 0.0), self.twin.dtype)
         return _predict(_StateModel("decay" in self.fitted), params, inputs, {"twin": self.twin})
@@ -172,18 +168,25 @@ def _start(twin: DelayParams, fields: tuple[str, ...]) -> dict[str, Any]:
 
 def true_params(device: Device, input_side: dict[str, Any] | None = None) -> Any:
     """The parameters the device would run on its next measurement with ``input_side`` (None: the nominal
-    one): its hidden input-side pieces (mismatch, drift, DAC, harmonic) applied to the nominal parameters.
-
-    A simulation-only oracle for reporting how much mismatch a calibration removes: it reads the device's
-    private input chain and state (``Device`` has no public accessor for its truth), is pure (the drift walk is
-    not advanced) and counts no query.
-    """
+    one): ``device.truth(input_side).params``.  A simulation-only oracle for reporting how much mismatch a
+    calibration removes; no query is counted and nothing advances."""
     if not isinstance(device, Device):
         raise TypeError(f"device must be a hardware_sim.Device, got {type(device).__name__}")
-    params = device._params(input_side)
-    written, _ = device._input.apply(nl.Written(params, jnp.zeros((1, device.n_inputs), params.dtype)),
-                                     device._input_state, jax.random.PRNGKey(0))
-    return written.params
+    return device.truth(input_side).params
+
+
+def mismatch_removed(result: CalibrationResult, device: Device) -> tuple[dict[str, float], dict[str, float]]:
+    """Simulation only (reads ``device.truth()``): the true values of the calibrated fields and, per field,
+    1 − |fitted − true| / |nominal − true| (1: all removed, 0: none, < 0: worse; NaN when the nominal value is
+    already the truth).  A ratio: for a field whose own mismatch draw happens to be tiny, a small absolute
+    fitting error makes it strongly negative — read it with the true and nominal values."""
+    truth = true_params(device)
+    fields = [name for name in FIELDS if name in result.fitted]
+    true_values = {name: float(getattr(truth, name)) for name in fields}
+    fitted, nominal = result.fitted, result.nominal
+    removed = {name: 1 - abs(fitted[name] - true_values[name]) / abs(nominal[name] - true_values[name])
+               if nominal[name] != true_values[name] else math.nan for name in fields}
+    return true_values, removed
 
 
 def calibrate_twin(
@@ -247,7 +250,9 @@ def calibrate_twin(
     n_held = min(max(1, round(validation_fraction * n_sequences)), n_sequences - 1)
 
     calls, samples = device.n_calls, device.n_samples
-    measured = np.mean([np.asarray(device.measure(inputs), np.float64) for _ in range(n_repeats)], axis=0)
+    repeats = np.stack([np.asarray(device.measure(inputs), np.float64) for _ in range(n_repeats)])
+    measured = repeats.mean(axis=0)
+    noise_variance = repeats.var(axis=0, ddof=1) / n_repeats if n_repeats > 1 else np.full(measured.shape, np.nan)
     inputs = np.asarray(inputs, nominal.dtype)
     measured = measured.astype(nominal.dtype)
     n_fit = len(inputs) - n_held
@@ -261,10 +266,8 @@ def calibrate_twin(
     twin = dataclasses.replace(nominal, **{name: jnp.asarray(params["fields"][name], nominal.dtype)
                                            for name in fields})
 
-    truth = true_params(device) if isinstance(device, Device) else None  # known in simulation only
     values = {name: float(params["fields"][name]) for name in fields}
     nominal_values = {name: float(getattr(nominal, name)) for name in fields}
-    true_values = {name: math.nan if truth is None else float(getattr(truth, name)) for name in fields}
     fitted = dict(values)
     nominal_report = dict(nominal_values)
     if bandwidth:
@@ -272,22 +275,25 @@ def calibrate_twin(
         fitted.update(decay=decay, bandwidth=-math.log(decay) / (2 * math.pi) if 0 < decay < 1 else
                       (math.inf if decay <= 0 else 0.0))
         nominal_report.update(decay=0.0, bandwidth=math.inf)
-    removed = {name: 1 - abs(values[name] - true_values[name]) / abs(nominal_values[name] - true_values[name])
-               if nominal_values[name] != true_values[name] else math.nan for name in fields}
 
     # The nominal twin is the same model at the starting point (nominal fields, decay 0: the low-pass is then
     # the identity), so both predictions share one compilation; each covers the whole probe, split afterwards.
-    def nmse(predicted: np.ndarray, part: slice) -> float:
+    def scale(part: slice) -> float:
         target = np.asarray(measured[part], np.float64)
-        scale = np.mean(target.reshape(-1, target.shape[-1]).var(axis=0))
-        return float(np.mean((predicted[part] - target) ** 2) / scale)
+        return float(np.mean(target.reshape(-1, target.shape[-1]).var(axis=0)))
+
+    def nmse(predicted: np.ndarray, part: slice) -> float:
+        return float(np.mean((predicted[part] - np.asarray(measured[part], np.float64)) ** 2) / scale(part))
 
     before, after = (np.asarray(_predict(model, p, jnp.asarray(inputs), context), np.float64)
                      for p in (_start(nominal, fields), params))
     fit_part, held_part = slice(0, n_fit), slice(n_fit, None)
     state_nmse = {"nominal": nmse(before, held_part), "calibrated": nmse(after, held_part),
-                  "fit": nmse(after, fit_part)}
-    return CalibrationResult(twin, fitted, nominal_report, true_values, removed, state_nmse,
+                  "fit": nmse(after, fit_part),
+                  "noise_floor": float(np.mean(noise_variance[held_part]) / scale(held_part))}
+    state_nmse["structural_gap"] = (max(state_nmse["calibrated"] - state_nmse["noise_floor"], 0.0)
+                                    if n_repeats > 1 else math.nan)
+    return CalibrationResult(twin, fitted, nominal_report, state_nmse,
                              {"train": result.history["train"]}, device.n_calls - calls,
                              device.n_samples - samples)
 

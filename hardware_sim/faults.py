@@ -207,12 +207,14 @@ class RetryingDevice(_Wrapper):
         return self._call("measure", lambda: check_measurement(self.device.measure(inputs, input_side), inputs,
                                                                   self.n_units))
 
-    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, np.ndarray]:
+    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
+                 states: Any = None) -> dict[str, np.ndarray]:
         twin = self.device.nominal_twin()
         names = list(input_side) if input_side is not None else list(self.trainable_fields)
         shapes = {name: np.shape(getattr(twin, name)) for name in names}
-        return self._call("adjoint", lambda: check_gradients(self.device.adjoint(inputs, input_side, cotangent),
-                                                                input_side, self.trainable_fields, shapes))
+        backward = lambda: self.device.adjoint(inputs, input_side, cotangent, states=states)
+        return self._call("adjoint",
+                          lambda: check_gradients(backward(), input_side, self.trainable_fields, shapes))
 
     def _call(self, what: str, attempt: Callable[[], Any], *, query: bool = True) -> Any:
         """``attempt()`` retried per the policy; a ``query`` (a measurement, a backward pass) counts against the
@@ -280,8 +282,9 @@ class FaultyDevice(_Wrapper):
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
         return self._inject(lambda: self.device.measure(inputs, input_side))
 
-    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, Any]:
-        return self._inject(lambda: self.device.adjoint(inputs, input_side, cotangent))
+    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
+                 states: Any = None) -> dict[str, Any]:
+        return self._inject(lambda: self.device.adjoint(inputs, input_side, cotangent, states=states))
 
     def _snapshot(self) -> Any:
         return self.device.snapshot()

@@ -57,8 +57,6 @@ import numpy as np
 
 from reservoir.delay import DelayParams
 from reservoir.validation import (
-    NON_NEGATIVE,
-    POSITIVE,
     SEED,
     Interval,
     _is_tracer,
@@ -69,6 +67,11 @@ from reservoir.validation import (
 
 BITS = Interval(1, 32, "both", integer=True)
 REAL = Interval(None, None)
+# Physical bounds: a level beyond them is a typo, not a device (a 1e308 spread would only return inf states).
+LEVEL = Interval(0, 10, "both")  # noise stds, spreads, mismatch and drift levels, relative to unit signals
+SNR_DB = Interval(-30, 200, "both")  # 10^(±4000/10) overflows; beyond these no detector is meant
+HARMONIC = Interval(-1, 1, "both")
+BANDWIDTH = Interval(0, 1e9, "neither")
 
 
 class Written(NamedTuple):
@@ -158,7 +161,7 @@ def _check_bounds(name_low: str, low: Any, name_high: str, high: Any,
 def _check_levels(name: str, levels: Any) -> dict[str, float]:
     if not isinstance(levels, Mapping):
         raise TypeError(f"{name} must be a dict of field name -> level, got {type(levels).__name__}")
-    return {field: float(check_scalar(f"{name}[{field!r}]", level, NON_NEGATIVE))
+    return {field: float(check_scalar(f"{name}[{field!r}]", level, LEVEL))
             for field, level in levels.items()}
 
 
@@ -234,7 +237,7 @@ def drift(relative: Mapping[str, float] | None = None, absolute: Mapping[str, fl
 def harmonic(strength: float) -> Nonideality:
     """Distorted modulator response of a ``"sine"`` delay reservoir: sin(a) + h sin(2a), h = ``strength``.
     Sets ``DelayParams.harmonic``, which the nominal twin leaves at None."""
-    strength = float(check_scalar("strength", strength, REAL))
+    strength = float(check_scalar("strength", strength, HARMONIC))
 
     def init(nominal):
         if not isinstance(nominal, DelayParams) or nominal.model != "sine":
@@ -277,8 +280,8 @@ def dac(bits: int, *, input_range: tuple[float, float] = (-1.0, 1.0),
 def node_spread(gain_std: float = 0.0, offset_std: float = 0.0, *, seed: int) -> Nonideality:
     """Fixed per-node fabrication spread of the detection chain: x_i ← g_i x_i + o_i, g_i = 1 + gain_std ξ_i,
     o_i = offset_std η_i, drawn once from ``seed``."""
-    gain_std = check_scalar("gain_std", gain_std, NON_NEGATIVE)
-    offset_std = check_scalar("offset_std", offset_std, NON_NEGATIVE)
+    gain_std = check_scalar("gain_std", gain_std, LEVEL)
+    offset_std = check_scalar("offset_std", offset_std, LEVEL)
     key = _key(seed)
 
     def init(nominal):
@@ -301,7 +304,7 @@ def lowpass(bandwidth: float, *, along: str = "nodes") -> Nonideality:
     """Finite detection bandwidth: first-order low-pass y_k = a y_{k−1} + (1 − a) x_k, a = exp(−2π bandwidth),
     from rest (y_{−1} = 0) at the start of every measurement, over the virtual nodes in detection order
     (``along="nodes"``) or over time per unit (``"time"``)."""
-    bandwidth = check_scalar("bandwidth", bandwidth, POSITIVE)
+    bandwidth = check_scalar("bandwidth", bandwidth, BANDWIDTH)
     along = check_choice("along", along, LOWPASS_AXES)
     decay = math.exp(-2 * math.pi * bandwidth)
 
@@ -328,7 +331,7 @@ def _lowpass(states: jax.Array, decay: jax.Array, along: str) -> jax.Array:
 
 def multiplicative_noise(std: float) -> Nonideality:
     """x ← x (1 + std ξ), fresh ξ per sample on every measurement."""
-    std = check_scalar("std", std, NON_NEGATIVE)
+    std = check_scalar("std", std, LEVEL)
 
     def apply(states, state, key):
         return states * (1 + std * standard_normal(key, states.shape, states.dtype)), state
@@ -339,7 +342,7 @@ def multiplicative_noise(std: float) -> Nonideality:
 def detection_noise(snr_db: float) -> Nonideality:
     """Additive white Gaussian detection noise at ``snr_db``: σ² = mean(x²) / 10^(snr_db/10), the mean over the
     whole measured array; fresh on every measurement."""
-    snr_db = check_scalar("snr_db", snr_db, REAL)
+    snr_db = check_scalar("snr_db", snr_db, SNR_DB)
     ratio = 10 ** (-snr_db / 10)
 
     def apply(states, state, key):

@@ -24,9 +24,10 @@ input_side=None)``     the input-side fields written to it (``{field: array}``, 
 
 Optional:
 
-* ``adjoint(inputs, input_side, cotangent) -> {field: gradient}`` (``AdjointDevice``): a physical backward pass,
-  ∂L/∂(input side) for ∂L/∂states = ``cotangent`` (Hermans, Antonik, Haelterman, Massar, "Embodiment of learning
-  in electro-optical signal processors", Phys. Rev. Lett. 117, 128301 (2016)).
+* ``adjoint(inputs, input_side, cotangent, *, states=None) -> {field: gradient}`` (``AdjointDevice``): a
+  physical backward pass, ∂L/∂(input side) for ∂L/∂states = ``cotangent``, given the ``states`` the forward
+  measurement recorded (None: the device measures them first) (Hermans, Antonik, Haelterman, Massar,
+  "Embodiment of learning in electro-optical signal processors", Phys. Rev. Lett. 117, 128301 (2016)).
 * ``snapshot()`` / ``restore(snapshot)`` (``ReplayableDevice``): the state that makes the next measurement what
   it is, and putting it back: a simulated device can then be replayed, so a resumed training, or a measurement
   retried after a fault, is bit-identical to an uninterrupted, fault-free run.  A real instrument has neither.
@@ -87,7 +88,8 @@ class DeviceProtocol(Protocol):
 class AdjointDevice(DeviceProtocol, Protocol):
     """A device with a physical backward pass (``physical_backprop``)."""
 
-    def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, Any]: ...
+    def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
+                states: Any = None) -> dict[str, Any]: ...
 
 
 @runtime_checkable

@@ -245,9 +245,11 @@ class RemoteDevice:
             raise AttributeError(f"{self!r}: the served device has no adjoint (physical backward pass)")
         return self._adjoint
 
-    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any) -> dict[str, np.ndarray]:
+    def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
+                 states: Any = None) -> dict[str, np.ndarray]:
         header = {"input_side": input_side is not None}
         arrays = {"inputs": np.asarray(inputs), "cotangent": np.asarray(cotangent),
+                  **({} if states is None else {"states": np.asarray(states)}),
                   **prefixed(_host(input_side), "input_side")}
         return unprefixed(self._request("adjoint", header, arrays)[1], "gradients")
 

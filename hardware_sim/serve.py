@@ -142,7 +142,7 @@ class DeviceServer:
             raise ProtocolError("adjoint needs 'inputs' and 'cotangent' arrays")
         side = unprefixed(arrays, "input_side") if header.get("input_side") else None
         time.sleep(self.latency)
-        gradients = self.device.adjoint(arrays["inputs"], side, arrays["cotangent"])
+        gradients = self.device.adjoint(arrays["inputs"], side, arrays["cotangent"], states=arrays.get("states"))
         return {}, prefixed({name: np.asarray(value) for name, value in gradients.items()}, "gradients")
 
     def _counters(self, header: dict, arrays: dict) -> tuple[dict, dict]:

@@ -143,9 +143,9 @@ def _measure_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inp
 
 @host_function
 def _adjoint_callback(handle: np.ndarray, input_side: dict[str, np.ndarray], inputs: np.ndarray,
-                      cotangent: np.ndarray) -> dict[str, np.ndarray]:
+                      states: np.ndarray, cotangent: np.ndarray) -> dict[str, np.ndarray]:
     device = _DEVICES[int(handle)]
-    gradients = device.adjoint(inputs, input_side, cotangent)
+    gradients = device.adjoint(inputs, input_side, cotangent, states=states)
     return {name: np.asarray(value, device.nominal_twin().dtype) for name, value in gradients.items()}
 
 
@@ -170,14 +170,16 @@ def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[...
         return measure(input_side, inputs, context)
 
     def forward(input_side, inputs, context):
-        return measure(input_side, inputs, context), (input_side, inputs, context)
+        states = measure(input_side, inputs, context)
+        return states, (input_side, inputs, states, context)  # the recorded forward states: the adjoint uses them
 
     def backward_rule(residuals, cotangent):
-        input_side, inputs, context = residuals
+        input_side, inputs, measured, context = residuals
         if backward == "twin":
             return (*jax.vjp(lambda s, u: twin(s, u, context), input_side, inputs)[1](cotangent), None)
         shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
-        gradients = io_callback(_adjoint_callback, shapes, context["device"], input_side, inputs, cotangent)
+        gradients = io_callback(_adjoint_callback, shapes, context["device"], input_side, inputs, measured,
+                                cotangent)
         return gradients, jnp.zeros_like(inputs), None
 
     states.defvjp(forward, backward_rule)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hardware_sim import delay_device
-from hardware_sim.calibration import FIELDS, calibrate_twin, state_loss, true_params
+from hardware_sim.calibration import FIELDS, calibrate_twin, mismatch_removed, state_loss, true_params
 from hardware_sim.training import train_on_device
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances
@@ -26,17 +26,20 @@ def test_calibration_removes_most_of_the_mismatch_and_of_the_state_error():
     device = delay_device(N_UNITS, seed=3, mismatch=0.2, bandwidth=0.2, reservoir_options=F64)
     probe = _probe()
     result = calibrate_twin(device, probe, n_repeats=2, **FIT)
-    print({name: round(value, 4) for name, value in result.mismatch_removed.items()}, result.state_nmse)
-    assert set(result.mismatch_removed) == set(FIELDS)
-    assert all(removed >= 0.8 for removed in result.mismatch_removed.values())
+    true, removed = mismatch_removed(result, device)
+    print({name: round(value, 4) for name, value in removed.items()}, result.state_nmse)
+    assert set(removed) == set(FIELDS)
+    assert all(value >= 0.8 for value in removed.values())
     assert result.state_nmse["calibrated"] <= result.state_nmse["nominal"] / 10
     assert result.fitted["bandwidth"] == pytest.approx(0.2, rel=0.05)
     assert result.fitted["decay"] == pytest.approx(math.exp(-2 * math.pi * 0.2), rel=0.05)
     assert result.nominal["bandwidth"] == math.inf
     truth = true_params(device)
-    assert result.true == {name: float(getattr(truth, name)) for name in FIELDS}
+    assert true == {name: float(getattr(truth, name)) for name in FIELDS}
+    # noiseless device, knob mismatch and a detection low-pass only: all of it fits, nothing structural is left
+    assert result.state_nmse["noise_floor"] == 0.0 and result.state_nmse["structural_gap"] < 1e-6
     assert result.n_calls == 2 and result.n_samples == 2 * 6 * 40  # the repeats, nothing else
-    assert device.n_calls == 2  # true_params is an oracle: no query
+    assert device.n_calls == 2  # mismatch_removed is an oracle: no query
     assert len(result.history["train"]) == 500 and result.history["train"][-1] < result.history["train"][0]
     # The twin carries the fitted fields; states() adds the fitted low-pass: close to what the device measures.
     assert all(float(getattr(result.twin, name)) == result.fitted[name] for name in FIELDS)
@@ -48,7 +51,7 @@ def test_zero_mismatch_keeps_the_nominal_values():
     result = calibrate_twin(device, _probe(), n_repeats=1, **FIT)
     for name in FIELDS:
         assert result.fitted[name] == pytest.approx(result.nominal[name], abs=1e-9)
-        assert math.isnan(result.mismatch_removed[name])  # nothing to remove
+        assert math.isnan(mismatch_removed(result, device)[1][name])  # nothing to remove
     assert abs(result.fitted["decay"]) < 1e-9 and result.fitted["bandwidth"] == math.inf
     assert result.state_nmse["nominal"] < 1e-20 and result.state_nmse["calibrated"] < 1e-20
 

@@ -51,10 +51,12 @@ NOMINALS = [pytest.param(lambda model=model: delay_nominal(model), id=model) for
 
 @pytest.mark.parametrize("make", NOMINALS)
 def test_ideal_device_is_the_nominal_twin_exactly(make):
+    # Sine and sin² devices run hardware_sim.loop's node-level ring, an implementation independent of
+    # reservoir.delay's (a dense filter matrix per period instead of its block closed form): equal to rounding.
     device = wrap_device(make(), seed=0)
     twin = device.nominal_twin()
     for u in (inputs(), inputs(batch=3)):
-        np.testing.assert_array_equal(device.measure(u), run(twin, u))
+        np.testing.assert_allclose(device.measure(u), run(twin, u), rtol=1e-12, atol=1e-14)
 
 
 def test_input_side_replaces_nominal_values_exactly():
@@ -235,7 +237,7 @@ def test_mismatch_gap_grows_with_level(make):
     twin_states = run(nominal, u)
     gaps = [float(jnp.linalg.norm(wrap_device(nominal, seed=5, mismatch=level).measure(u) - twin_states))
             for level in (0.0, 0.01, 0.03, 0.1, 0.3)]
-    assert gaps[0] == 0.0
+    assert gaps[0] <= 1e-12 * float(jnp.linalg.norm(twin_states))  # the loop simulator: equal to rounding
     assert all(a < b for a, b in zip(gaps, gaps[1:], strict=False)), gaps
 
 
@@ -319,7 +321,7 @@ def test_zero_or_negative_bits_rejected(name, bits):
 @settings(max_examples=10, deadline=None)
 @given(snr=st.sampled_from([float("nan"), float("inf"), -float("inf")]))
 def test_non_finite_snr_rejected(snr):
-    with pytest.raises(ValueError, match="snr_db must be a real number, got"):
+    with pytest.raises(ValueError, match="snr_db must be a real number in"):
         delay_device(N_UNITS, seed=0, snr_db=snr)
 
 
@@ -332,7 +334,7 @@ def test_other_bad_arguments():
         Device(object(), seed=0)
     with pytest.raises(ValueError, match="no output feedback"):
         wrap_device(esn(N_UNITS, seed=0, n_feedback=1), seed=0)
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match="unknown option"):
         delay_device(N_UNITS, seed=0, snr=3)
 
 
