@@ -1,6 +1,5 @@
 """The device_physics experiment on tiny settings: its rows, its claims on the ideal profile, its figure."""
 
-import jax
 
 from experiments import device_physics
 from experiments.results import write_rows

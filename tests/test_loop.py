@@ -3,7 +3,6 @@ every piece on, the physical backward pass against jax.grad, profiles, truth and
 
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
