@@ -1,5 +1,6 @@
 """The device_physics experiment on tiny settings: its rows, its claims on the ideal profile, its figure."""
 
+import pytest
 
 from experiments import device_physics
 from experiments.results import write_rows
