@@ -178,7 +178,7 @@ def test_checkpoint_is_refused_for_the_gradient_free_modes():
         train_on_device(make_device(), U, Y, mode="spsa", checkpoint="unused.ckpt")
 
 
-def test_calibration_takes_any_protocol_device_and_reports_truth_only_in_simulation():
+def test_calibration_takes_any_protocol_device():
     from hardware_sim import calibrate_twin
 
     probe = np.random.default_rng(2).uniform(0, 0.5, (3, 30, 1))
@@ -187,5 +187,4 @@ def test_calibration_takes_any_protocol_device_and_reports_truth_only_in_simulat
     wrapped = calibrate_twin(RetryingDevice(FaultyDevice(make_device(), timeout=0.5, seed=0),
                                             RetryPolicy(backoff=0.0)), probe, **options)
     assert wrapped.fitted == bare.fitted and wrapped.n_calls == bare.n_calls == 2  # the same measurements
-    assert all(np.isfinite(list(bare.true.values())))
-    assert all(np.isnan(list(wrapped.true.values()) + list(wrapped.mismatch_removed.values())))
+    assert wrapped.state_nmse == bare.state_nmse  # calibration reads measurements only, never the truth
