@@ -1,6 +1,6 @@
 """Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift."""
 
-from hardware_sim.calibration import CalibrationResult, calibrate_twin, true_params
+from hardware_sim.calibration import CalibrationResult, calibrate_twin, mismatch_removed, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
 from hardware_sim.nonidealities import (
     Nonideality,
@@ -23,6 +23,7 @@ from hardware_sim.training import (
     device_nmse,
     device_predictions,
     device_ridge_readout,
+    device_seconds,
     device_states,
     finite_difference_loss,
     ridge_objective,
@@ -35,10 +36,12 @@ from hardware_sim.training import (
 __all__ = [
     "CalibrationResult",
     "calibrate_twin",
+    "mismatch_removed",
     "true_params",
     "MODES",
     "DeviceTrainResult",
     "device_nmse",
+    "device_seconds",
     "device_predictions",
     "device_ridge_readout",
     "device_states",
