@@ -409,11 +409,11 @@ def _dfa_loss(washout: int, pool: bool, alpha: float | None,
 
     def backward(residuals, cotangent):
         params, inputs, targets, context, measured, x, error = residuals
-        output = cotangent * 2 * error / error.size  # ∂L/∂ŷ
+        output = (cotangent * 2 * error / error.size).astype(measured.dtype)  # ∂L/∂ŷ
         projected = output @ context["feedback"].T  # B ē in place of Wᵀ ē
         _, view = jax.vjp(lambda states: readout_view(states, targets, washout, pool)[0], measured)
         delta = view(projected)[0] * node_factor(measured)
-        written = lambda side: _drive(merge_trainable(context["twin"], side), inputs)
+        written = lambda side: _drive(merge_trainable(context["twin"], side), inputs.astype(measured.dtype))
         gradients = {"input_side": jax.vjp(written, params["input_side"])[1](delta)[0]}
         if "readout" in params:
             flat, flat_output = x.reshape(-1, x.shape[-1]), output.reshape(-1, output.shape[-1])
