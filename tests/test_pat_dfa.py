@@ -87,8 +87,9 @@ def test_hil_along_noisy_measured_states_with_a_mismatched_twin_matches_a_hand_c
 
 def test_calibrated_twin_lets_hil_train_calibrated_fields_at_their_effective_values():
     """A CalibrationResult as twin: its written → effective map (factor for a gain, offset for the phase) puts
-    the twin where the device is for what the trainer writes, so hil's gradient in the gains and phase is close
-    to the one of the true device; fitted at two operating points, the map recovers the hidden factors."""
+    the twin where the device is for what the trainer writes, so on a noiseless knob-mismatch device hil's
+    gradient in every field is the true device's; fitted at two operating points, the map recovers the hidden
+    factors."""
     device = delay_device(10, seed=1, mismatch=0.2, reservoir_options=F64)
     probe = np.random.default_rng(0).uniform(-1, 1, (6, 40, 1))
     truth = true_params(device)
