@@ -13,11 +13,23 @@ mode                   forward x(θ)                             backward
 ``digital``            the nominal twin (``run_states``)        ``jax.vjp`` of the twin (BPTT)
 ``digital+readout``    as ``digital``; afterwards the readout is re-solved by ridge on states measured on the
                        device (JMLR 2015 hybrid)
-``hil``                ``device.measure`` (one call per step)   ``jax.vjp`` of the twin at the same θ and inputs
-                                                                (physics-aware training, Wright et al. 2022)
+``hil``                ``device.measure`` (one call per step)   physics-aware training (Wright et al., Nature
+                                                                601, 549 (2022)): the twin's per-period
+                                                                Jacobians evaluated along the *measured*
+                                                                trajectory, in reversed time
+                                                                (``measured_trajectory_states``)
+``hil_twin_rerun``     ``device.measure``                       ablation: ``jax.vjp`` of the twin rerun from
+                                                                rest at the same θ and inputs (BPTT along the
+                                                                twin's own trajectory; the measurement enters
+                                                                only through the error)
 ``physical_backprop``  ``device.measure``                       ``device.adjoint``: the error sent back through
                                                                 the device in reversed time, σ' read with the
                                                                 bias shifted by π/2 (Hermans et al. 2016)
+``dfa``                ``device.measure``                       augmented direct feedback alignment (Nakajima
+                                                                et al., Nat. Commun. 13, 7847 (2022)): the
+                                                                readout error through a fixed random B, times
+                                                                g(measured states) in place of f′; no model,
+                                                                no backward query (``_dfa_loss``)
 ``spsa``               the in-sample ridge loss of the states measured at θ ± c_k Δ (two calls per step),
                        gradient (L⁺ − L⁻) / (2 c_k) · Δ, Δ Rademacher (Spall 1998); the readout is the ridge
                        solution on measured states, re-solved after training
@@ -26,9 +38,12 @@ mode                   forward x(θ)                             backward
                        SPSA's gains a_k and c_k, so the two differ only in the gradient estimate)
 =====================  =======================================  ==============================================
 
-``digital``, ``digital+readout`` and the ``hil`` backward use a twin: the device's nominal one by default, or
-any other model of the same shapes given as ``twin=`` (e.g. ``hardware_sim.calibration.calibrate_twin``'s
-calibrated twin).
+``digital``, ``digital+readout`` and the ``hil`` backward use a twin: the device's nominal one by default, any
+other model of the same shapes, or a ``calibrate_twin`` result given as ``twin=``, whose written → effective map
+(factor · written + offset per calibrated scalar) makes the twin run where the device runs for what the trainer
+writes.  The in-situ modes use only the device's public measurement interface (``measure``, ``adjoint``,
+``nominal_twin``, the counters); every result reports the device calls, samples and device time spent
+(``device_seconds``).
 
 **Calling the device inside the jitted step.**  ``readout.train`` compiles its step with ``jax.jit``, and
 ``Device.measure`` is stateful Python (noise keys, drift, query counters) that cannot be traced.  The device is
@@ -76,11 +91,11 @@ from reservoir.validation import (
     check_washout,
 )
 
-MODES = ("digital", "digital+readout", "hil", "hil_twin_trajectory", "physical_backprop", "dfa", "spsa",
+MODES = ("digital", "digital+readout", "hil", "hil_twin_rerun", "physical_backprop", "dfa", "spsa",
          "finite_difference")
-IN_SITU_MODES = ("hil", "hil_twin_trajectory", "physical_backprop", "dfa", "spsa", "finite_difference")
-BACKWARDS = ("measured", "twin_trajectory", "device")
-BACKWARD_OF_MODE = {"hil": "measured", "hil_twin_trajectory": "twin_trajectory", "physical_backprop": "device"}
+IN_SITU_MODES = ("hil", "hil_twin_rerun", "physical_backprop", "dfa", "spsa", "finite_difference")
+BACKWARDS = ("measured", "twin_rerun", "device")
+BACKWARD_OF_MODE = {"hil": "measured", "hil_twin_rerun": "twin_rerun", "physical_backprop": "device"}
 
 StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 
@@ -249,7 +264,7 @@ def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[...
         if backward == "measured":
             pat = lambda s, u: measured_trajectory_states(effective_params(context, s), u, measured)
             return (*jax.vjp(pat, input_side, inputs)[1](cotangent), None)
-        if backward == "twin_trajectory":
+        if backward == "twin_rerun":
             return (*jax.vjp(lambda s, u: twin(s, u, context), input_side, inputs)[1](cotangent), None)
         shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
         gradients = io_callback(_adjoint_callback, shapes, context["device"], input_side, inputs, cotangent)
@@ -279,14 +294,14 @@ def device_states(device: Device, names: Sequence[str], *, checkpoint_every: int
     * ``"measured"`` (physics-aware training, Wright et al., Nature 601, 549 (2022)): through the twin's
       per-period Jacobians evaluated along the *measured* trajectory, the reverse-time recursion of
       ``measured_trajectory_states``, with the twin at the effective values of what is written;
-    * ``"twin_trajectory"`` (an ablation): through ``jax.vjp`` of the twin rerun from rest at the same
+    * ``"twin_rerun"`` (an ablation): through ``jax.vjp`` of the twin rerun from rest at the same
       ``input_side`` and ``inputs``, i.e. BPTT along the twin's own trajectory, the measurement entering only
       through the cotangent;
     * ``"device"``: through the device itself (``Device.adjoint``: physical backprop, Hermans et al. 2016), two
       more device calls per step.
 
     ``twin``: the model of the backward (default: the nominal twin), or a ``CalibrationResult``;
-    ``checkpoint_every`` applies to the twin rerun of ``"twin_trajectory"``.
+    ``checkpoint_every`` applies to the twin rerun of ``"twin_rerun"``.
     """
     check_choice("backward", backward, BACKWARDS)
     split_trainable(device.nominal_twin(), list(names))  # validates names

@@ -80,7 +80,7 @@ def test_hil_along_noisy_measured_states_with_a_mismatched_twin_matches_a_hand_c
     assert _relative_error(hil, expected) <= 1e-10
     # ... and it is not the twin rerun along its own trajectory (today's ablation), nor the true gradient.
     other = make()
-    rerun = jax.grad(_contracted(device_states(other, ALL_FIELDS, backward="twin_trajectory"), inputs,
+    rerun = jax.grad(_contracted(device_states(other, ALL_FIELDS, backward="twin_rerun"), inputs,
                                  cotangent))(side)
     assert _relative_error(rerun, expected) > 1e-2
 
