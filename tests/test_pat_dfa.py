@@ -42,6 +42,20 @@ def test_hil_on_an_ideal_device_is_exact_bptt_for_every_field(model):
     assert _relative_error(hil, bptt) <= 1e-6
 
 
+def test_hil_on_an_ideal_esn_device_is_exact_bptt():
+    from hardware_sim import wrap_device
+    from reservoir import esn
+
+    device = wrap_device(esn(8, 2, seed=0, dtype="float64", bias_scaling=0.2), seed=0)
+    rng = np.random.default_rng(3)
+    inputs, cotangent = rng.uniform(-1, 1, (2, 15, 2)), rng.normal(size=(2, 15, 8))
+    names = ("W_in", "bias", "input_scaling")
+    side, _ = split_trainable(device.nominal_twin(), names)
+    hil = jax.grad(_contracted(device_states(device, names), inputs, cotangent))(side)
+    bptt = jax.grad(_contracted(twin_states(device, names), inputs, cotangent))(side)
+    assert _relative_error(hil, bptt) <= 1e-6
+
+
 def _numpy_pat_sine(twin, inputs, measured, cotangent):
     """Hand-written PAT for the sine model, one sequence: the twin's Jacobians at the measured states.
 
@@ -250,4 +264,17 @@ def test_a_twin_of_the_wrong_shape_is_refused_naming_twin():
     for twin in (delay_device(7, seed=0).nominal_twin(), delay_device(6, 2, seed=0).nominal_twin()):
         with pytest.raises(ValueError, match="twin"):
             train_on_device(device, inputs, targets, mode="hil", twin=twin)
+    assert device.n_calls == 0
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"input_gain": 0.6}, "settings"),                 # a dict, not a sequence of them
+    ([{"gain": 0.6}], "settings\\[0\\]"),              # unknown field
+    ([{"phase": float("nan")}], "settings\\[0\\]"),     # non-finite
+    ([{}], "settings\\[0\\]"),                          # empty operating point
+])
+def test_bad_calibration_settings_are_refused_before_any_query(settings, match):
+    device = delay_device(6, seed=0)
+    with pytest.raises((ValueError, TypeError), match=match):
+        calibrate_twin(device, np.zeros((3, 10, 1)), settings=settings)
     assert device.n_calls == 0
