@@ -617,7 +617,8 @@ def train_on_device(
             fields of ``DFA_FIELDS`` (the written drive of a sine or sin² delay device).
         max_device_calls: a budget of device calls for the training (None: no limit): the gradient modes stop
             after the epoch at which one more epoch, costing what the last one did, would exceed it (the final
-            readout fit included); ``spsa`` and ``finite_difference`` likewise per step.
+            readout fit included); ``spsa`` and ``finite_difference`` likewise per step.  At least one epoch
+            (step) runs, so a budget below one epoch's cost is overrun by that epoch.
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
             ``batch_size``, ``l2``, ``callback``, ...); ``progress`` is off by default.  For ``spsa`` and
             ``finite_difference`` only ``n_epochs`` (their number of steps) and the non-gradient options apply:
