@@ -2,7 +2,7 @@
 device protocol any instrument implements (``protocol``), faults and retries (``faults``), and a device served
 from another process (``serve``, ``remote.RemoteDevice``)."""
 
-from hardware_sim.calibration import CalibrationResult, calibrate_twin, true_params
+from hardware_sim.calibration import CalibrationResult, calibrate_twin, mismatch_removed, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
 from hardware_sim.faults import (
     BadMeasurement,
@@ -37,6 +37,7 @@ from hardware_sim.training import (
     device_nmse,
     device_predictions,
     device_ridge_readout,
+    device_seconds,
     device_states,
     finite_difference_loss,
     ridge_objective,
@@ -63,10 +64,12 @@ __all__ = [
     "is_replayable",
     "CalibrationResult",
     "calibrate_twin",
+    "mismatch_removed",
     "true_params",
     "MODES",
     "DeviceTrainResult",
     "device_nmse",
+    "device_seconds",
     "device_predictions",
     "device_ridge_readout",
     "device_states",

@@ -13,11 +13,23 @@ mode                   forward x(θ)                             backward
 ``digital``            the nominal twin (``run_states``)        ``jax.vjp`` of the twin (BPTT)
 ``digital+readout``    as ``digital``; afterwards the readout is re-solved by ridge on states measured on the
                        device (JMLR 2015 hybrid)
-``hil``                ``device.measure`` (one call per step)   ``jax.vjp`` of the twin at the same θ and inputs
-                                                                (physics-aware training, Wright et al. 2022)
+``hil``                ``device.measure`` (one call per step)   physics-aware training (Wright et al., Nature
+                                                                601, 549 (2022)): the twin's per-period
+                                                                Jacobians evaluated along the *measured*
+                                                                trajectory, in reversed time
+                                                                (``measured_trajectory_states``)
+``hil_twin_rerun``     ``device.measure``                       ablation: ``jax.vjp`` of the twin rerun from
+                                                                rest at the same θ and inputs (BPTT along the
+                                                                twin's own trajectory; the measurement enters
+                                                                only through the error)
 ``physical_backprop``  ``device.measure``                       ``device.adjoint``: the error sent back through
                                                                 the device in reversed time, σ' read with the
                                                                 bias shifted by π/2 (Hermans et al. 2016)
+``dfa``                ``device.measure``                       augmented direct feedback alignment (Nakajima
+                                                                et al., Nat. Commun. 13, 7847 (2022)): the
+                                                                readout error through a fixed random B, times
+                                                                g(measured states) in place of f′; no model,
+                                                                no backward query (``_dfa_loss``)
 ``spsa``               the in-sample ridge loss of the states measured at θ ± c_k Δ (two calls per step),
                        gradient (L⁺ − L⁻) / (2 c_k) · Δ, Δ Rademacher (Spall 1998); the readout is the ridge
                        solution on measured states, re-solved after training
@@ -26,9 +38,12 @@ mode                   forward x(θ)                             backward
                        SPSA's gains a_k and c_k, so the two differ only in the gradient estimate)
 =====================  =======================================  ==============================================
 
-``digital``, ``digital+readout`` and the ``hil`` backward use a twin: the device's nominal one by default, or
-any other model of the same shapes given as ``twin=`` (e.g. ``hardware_sim.calibration.calibrate_twin``'s
-calibrated twin).
+``digital``, ``digital+readout`` and the ``hil`` backward use a twin: the device's nominal one by default, any
+other model of the same shapes, or a ``calibrate_twin`` result given as ``twin=``, whose written → effective map
+(factor · written + offset per calibrated scalar) makes the twin run where the device runs for what the trainer
+writes.  The in-situ modes use only the device's public measurement interface (``measure``, ``adjoint``,
+``nominal_twin``, the counters); every result reports the device calls, samples and device time spent
+(``device_seconds``).
 
 **Calling the device inside the jitted step.**  ``readout.train`` compiles its step with ``jax.jit``, and
 ``Device.measure`` is stateful Python (noise keys, drift, query counters) that cannot be traced.  The device is
@@ -62,6 +77,7 @@ import numpy as np
 import optax
 from jax.experimental import io_callback
 
+from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
 from readout.gradient import host_function, train
 from readout.ridge import Ridge
@@ -69,13 +85,18 @@ from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
     NON_NEGATIVE,
     POSITIVE,
+    POSITIVE_INT,
     check_array,
     check_choice,
     check_scalar,
     check_washout,
 )
 
-MODES = ("digital", "digital+readout", "hil", "physical_backprop", "spsa", "finite_difference")
+MODES = ("digital", "digital+readout", "hil", "hil_twin_rerun", "physical_backprop", "dfa", "spsa",
+         "finite_difference")
+IN_SITU_MODES = ("hil", "hil_twin_rerun", "physical_backprop", "dfa", "spsa", "finite_difference")
+BACKWARDS = ("measured", "twin_rerun", "device")
+BACKWARD_OF_MODE = {"hil": "measured", "hil_twin_rerun": "twin_rerun", "physical_backprop": "device"}
 
 StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 
@@ -86,12 +107,23 @@ class DeviceTrainResult:
     ``history``: ``{"train": [...]}`` the training loss per epoch (twin loss for ``digital``, device loss
     otherwise; for ``spsa`` the mean of L⁺ and L⁻ per step, for ``finite_difference`` the mean of its 2P
     evaluations per step); ``n_calls`` / ``n_samples``: device queries spent by training (measurements and
-    B · T samples), evaluation excluded."""
+    B · T samples), evaluation excluded; ``device_seconds``: the time those samples occupy the device,
+    n_samples · N · θ (``device_seconds``), None for a device whose twin has no ``node_duration``."""
 
     params: dict[str, Any]
     history: dict[str, list[float]]
     n_calls: int
     n_samples: int
+    device_seconds: float | None = None
+
+
+def device_seconds(device: DeviceProtocol, n_samples: int) -> float | None:
+    """Device time of ``n_samples`` input samples: each holds the input for one period of N virtual nodes, so
+    n_samples · N · θ with θ the twin's ``node_duration`` (``reservoir.delay.DelayParams.node_duration``: the
+    published set-up's value); None when the twin gives no node duration.  Loop transients and the
+    instrument's own overheads (writing masks, reading out) are not counted."""
+    node_duration = getattr(device.nominal_twin(), "node_duration", None)
+    return None if node_duration is None else n_samples * device.n_units * node_duration
 
 
 # Compiled code names a device by a small integer handle and receives the twin's parameters as arguments
@@ -103,13 +135,36 @@ _NEXT_HANDLE = itertools.count()
 
 
 def device_context(device: DeviceProtocol, twin: Any = None) -> dict[str, Any]:
-    """What the compiled states functions need of ``device``: a twin (its nominal one unless ``twin`` is given)
-    and its handle."""
+    """What the compiled states functions need of ``device``: a twin (its nominal one unless ``twin`` is given),
+    the twin's written → effective map of its calibrated scalars and the device's handle.
+
+    ``twin``: a model like the nominal twin, or a ``CalibrationResult`` whose ``twin`` and
+    ``written_to_effective`` map are used (``effective = factor · written + offset`` per calibrated scalar).
+    """
     if device not in _HANDLES:
         handle = next(_NEXT_HANDLE)
         _HANDLES[device], _DEVICES[handle] = handle, device
-    return {"twin": device.nominal_twin() if twin is None else check_twin(device, twin),
-            "device": np.int32(_HANDLES[device])}
+    nominal = device.nominal_twin()
+    maps = twin.written_to_effective if isinstance(twin, CalibrationResult) else {}
+    model = twin.twin if isinstance(twin, CalibrationResult) else twin
+    model = nominal if model is None else check_twin(device, model)
+    # Every scalar input-side field gets a (factor, offset), identity unless calibrated: one context structure
+    # for every twin, so the compiled steps are shared.
+    effective = {name: (np.ones((), model.dtype), np.zeros((), model.dtype))
+                 for name in device.trainable_fields if np.ndim(getattr(nominal, name, None)) == 0
+                 and getattr(nominal, name, None) is not None}
+    for name, (factor, offset) in maps.items():
+        effective[name] = (np.asarray(factor, model.dtype), np.asarray(offset, model.dtype))
+    return {"twin": model, "effective": effective, "device": np.int32(_HANDLES[device])}
+
+
+def effective_params(context: dict[str, Any], input_side: dict[str, jax.Array]) -> Any:
+    """The twin with the trainer's written ``input_side`` put in at its effective values: each calibrated scalar
+    mapped written → factor · written + offset (``calibrate_twin``'s ``written_to_effective``), the rest as
+    written."""
+    effective = {name: context["effective"][name][0] * value + context["effective"][name][1]
+                 if name in context["effective"] else value for name, value in input_side.items()}
+    return merge_trainable(context["twin"], effective)
 
 
 def check_twin(device: DeviceProtocol, twin: Any) -> Any:
@@ -132,7 +187,45 @@ def check_twin(device: DeviceProtocol, twin: Any) -> Any:
 
 def _twin_forward(input_side: dict[str, jax.Array], inputs: jax.Array, context: dict[str, Any], *,
                   checkpoint_every: int | None) -> jax.Array:
-    return run_states(merge_trainable(context["twin"], input_side), inputs, checkpoint_every=checkpoint_every)
+    return run_states(effective_params(context, input_side), inputs, checkpoint_every=checkpoint_every)
+
+
+def measured_trajectory_states(params: Any, inputs: jax.Array, measured: jax.Array) -> jax.Array:
+    """The twin ``params`` driven period by period from the *measured* states: returns ``measured`` (…, T, N),
+    and its derivative is physics-aware training's (Wright et al., Nature 601, 549 (2022)).
+
+    Each period n runs the twin's own step (``scan_step``) from the loop content the device actually had,
+    c̃(n−1) (``carry_with_states`` of the measured x̃(n−1); for ``"sine"`` also x̃_{N−1}(n−2), for
+    ``"sin2_lowpass"`` the filter drive γ_{N−1}(n−1) recomputed from the measured states).  Its output and the
+    carry it hands on take the measured values, value = measured, derivative = the twin step's
+    (x + stop_gradient(x̃ − x)).  Reverse-mode differentiation therefore runs the reverse-time recursion
+
+        g(n) = ∂L/∂x̃(n) + Σ_k (∂f_{n+k}/∂x(n))ᵀ g(n+k),     ∂L/∂θ = Σ_n (∂f_n/∂θ)ᵀ g(n),
+
+    with every Jacobian of the twin's step f_n evaluated at the measured states and the inputs of period n.
+    When the measured trajectory is the twin's own, this is exactly BPTT of the twin.
+    """
+
+    def one(u: jax.Array, x: jax.Array) -> jax.Array:
+        step, carry = params.scan_step(jnp.zeros(params.n_units, params.dtype))
+
+        def period(carry, u_and_x):
+            u_n, measured_n = u_and_x
+            carry, state = step(carry, u_n)
+            carry = carry + jax.lax.stop_gradient(params.carry_with_states(carry, measured_n) - carry)
+            return carry, state + jax.lax.stop_gradient(measured_n - state)
+
+        return jax.lax.scan(period, carry, (u, x))[1]
+
+    inputs, measured = jnp.asarray(inputs, params.dtype), jnp.asarray(measured, params.dtype)
+    return jax.vmap(one)(inputs, measured) if inputs.ndim == 3 else one(inputs, measured)
+
+
+def _measure(input_side: dict[str, jax.Array], inputs: jax.Array, context: dict[str, Any]) -> jax.Array:
+    """``device.measure`` from compiled code: one call per executed evaluation (``io_callback``)."""
+    twin = context["twin"]
+    shape = jax.ShapeDtypeStruct((*inputs.shape[:-1], twin.n_units), twin.dtype)
+    return io_callback(_measure_callback, shape, context["device"], input_side, inputs)
 
 
 @host_function
@@ -157,25 +250,24 @@ def _twin_states(checkpoint_every: int | None) -> Callable[..., jax.Array]:
 
 @functools.cache
 def _in_situ_states(backward: str, checkpoint_every: int | None) -> Callable[..., jax.Array]:
-    """``states(input_side, inputs, context)``: forward on the device, backward per ``backward`` (one function
-    object per configuration, so ``train`` reuses its compilation)."""
+    """``states(input_side, inputs, context)``: forward on the device, backward per ``backward`` (one of
+    ``BACKWARDS``; one function object per configuration, so ``train`` reuses its compilation)."""
     twin = _twin_states(checkpoint_every)
-
-    def measure(input_side, inputs, context):
-        shape = jax.eval_shape(twin, input_side, inputs, context)
-        return io_callback(_measure_callback, shape, context["device"], input_side, inputs)
 
     @jax.custom_vjp
     def states(input_side, inputs, context):
-        return measure(input_side, inputs, context)
+        return _measure(input_side, inputs, context)
 
     def forward(input_side, inputs, context):
-        states = measure(input_side, inputs, context)
-        return states, (input_side, inputs, states, context)  # the recorded forward states: the adjoint uses them
+        measured = _measure(input_side, inputs, context)
+        return measured, (input_side, inputs, context, measured)
 
     def backward_rule(residuals, cotangent):
-        input_side, inputs, measured, context = residuals
-        if backward == "twin":
+        input_side, inputs, context, measured = residuals
+        if backward == "measured":
+            pat = lambda s, u: measured_trajectory_states(effective_params(context, s), u, measured)
+            return (*jax.vjp(pat, input_side, inputs)[1](cotangent), None)
+        if backward == "twin_rerun":
             return (*jax.vjp(lambda s, u: twin(s, u, context), input_side, inputs)[1](cotangent), None)
         shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), input_side)
         gradients = io_callback(_adjoint_callback, shapes, context["device"], input_side, inputs, measured,
@@ -196,18 +288,26 @@ def twin_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_ever
 
 
 def device_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_every: int | None = None,
-                  backward: str = "twin", twin: Any = None) -> StatesFn:
-    """Physics-aware states: forward = ``device.measure``, backward = the twin's VJP at the same point.
+                  backward: str = "measured", twin: Any = None) -> StatesFn:
+    """In-situ states: forward = ``device.measure``, backward per ``backward``.
 
     ``states(input_side, inputs)`` returns what the device measures for ``inputs`` (…, T, D) with the input
-    side ``input_side`` (…, T, N), one device call per evaluation, also under ``jax.jit`` (via
-    ``io_callback``).  Its custom VJP pulls the cotangent of the states back through ``jax.vjp`` of the twin's
-    forward recomputed at the same ``input_side`` and ``inputs`` (Wright et al., Nature 601, 549 (2022)): the
-    twin's Jacobian, applied to the error of the real measured outputs.  With ``backward="device"`` the
-    backward pass runs on the device itself (``Device.adjoint``: physical backprop, Hermans et al. 2016),
-    two more device calls per step.  ``twin``: the model of the backward (default: the nominal twin).
+    side ``input_side``, one device call per evaluation, also under ``jax.jit`` (via ``io_callback``).  Its
+    custom VJP pulls the cotangent of the states back
+
+    * ``"measured"`` (physics-aware training, Wright et al., Nature 601, 549 (2022)): through the twin's
+      per-period Jacobians evaluated along the *measured* trajectory, the reverse-time recursion of
+      ``measured_trajectory_states``, with the twin at the effective values of what is written;
+    * ``"twin_rerun"`` (an ablation): through ``jax.vjp`` of the twin rerun from rest at the same
+      ``input_side`` and ``inputs``, i.e. BPTT along the twin's own trajectory, the measurement entering only
+      through the cotangent;
+    * ``"device"``: through the device itself (``Device.adjoint``: physical backprop, Hermans et al. 2016), two
+      more device calls per step.
+
+    ``twin``: the model of the backward (default: the nominal twin), or a ``CalibrationResult``;
+    ``checkpoint_every`` applies to the twin rerun of ``"twin_rerun"``.
     """
-    check_choice("backward", backward, ("twin", "device"))
+    check_choice("backward", backward, BACKWARDS)
     split_trainable(device.nominal_twin(), list(names))  # validates names
     context = device_context(device, twin)
     states = _in_situ_states(backward, checkpoint_every)
@@ -269,10 +369,88 @@ class _ProjectedLoss:
 
     def __call__(self, params, inputs, targets, context):
         x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
-        x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        x, y = x - x.mean(0), y - y.mean(0)  # the intercept, unpenalised
-        weights = jnp.linalg.solve(x.T @ x + self.alpha * jnp.eye(x.shape[-1], dtype=x.dtype), x.T @ y)
-        return jnp.mean((x @ weights - y) ** 2)
+        readout = _batch_ridge(x, y, self.alpha)
+        return jnp.mean((x @ readout["W"] + readout["b"] - y) ** 2)
+
+
+def dfa_node_factor(states: jax.Array) -> jax.Array:
+    """g(x) = 1 − x², the default stand-in for f′ of augmented DFA: a function of the measured node signal x
+    alone (for a sine node x = sin a it is cos² a = f′(a)², of f′'s magnitude without its sign)."""
+    return 1 - states**2
+
+
+def _drive(params: Any, inputs: jax.Array) -> jax.Array:
+    """The written part of every node's argument, β (M u(n) + m₀) + φ (…, T, N): how the input side enters a
+    delay node (``reservoir.delay``), known to whoever writes it."""
+    return params.input_gain * (inputs @ params.mask.T + params.bias_mask) + params.phase
+
+
+DFA_FIELDS = ("mask", "bias_mask", "input_gain", "phase")
+
+
+@functools.cache
+def _dfa_loss(washout: int, pool: bool, alpha: float | None,
+              node_factor: Callable[[jax.Array], jax.Array]) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets, context)`` of ``dfa``: the readout's MSE on states measured on the device
+    (one call), differentiated by augmented direct feedback alignment (Nakajima et al., Nat. Commun. 13, 7847
+    (2022)).
+
+    Forward: x̃ = device.measure(u, θ); the readout error e = x̃ W + b − y on ``readout_view``'s steps (W, b:
+    ``params["readout"]``, or with ``alpha`` the ridge fit of the batch, variable projection).  Backward, from
+    measured quantities only (inputs, recorded states, e, the fixed random matrix B (N, O) in
+    ``context["feedback"]``):
+
+        δ(n) = (B ē(n)) ⊙ g(x̃(n)),      ē = ∂L/∂ŷ = 2 e / (number of entries of e),
+        Δθ ∝ Σ_n (∂d(n)/∂θ)ᵀ δ(n),      d(n) = β (M u(n) + m₀) + φ   (the written drive of every node),
+
+    i.e. ∂L/∂M ≈ β Σ_n δ(n) u(n)ᵀ, ∂L/∂m₀ ≈ β Σ δ, ∂L/∂β ≈ Σ δ ⊙ (M u + m₀), ∂L/∂φ ≈ Σ δ: the error reaches
+    every node directly through B instead of back through the readout Wᵀ and the loop, and g (``node_factor``)
+    replaces the unknown f′.  No model and no derivative of the physics; one device call per step.  The
+    readout's own gradient (``"joint"``) is exact: it is linear in the measured states.
+    """
+
+    def errors(params, inputs, targets, measured):
+        x, y = readout_view(measured, targets, washout, pool)
+        if alpha is None:
+            readout = params["readout"]
+        else:
+            readout = _batch_ridge(x, y, alpha)
+        return x, x @ readout["W"] + readout["b"] - y
+
+    @jax.custom_vjp
+    def loss(params, inputs, targets, context):
+        return jnp.mean(errors(params, inputs, targets, _measure(params["input_side"], inputs, context))[1] ** 2)
+
+    def forward(params, inputs, targets, context):
+        measured = _measure(params["input_side"], inputs, context)
+        x, error = errors(params, inputs, targets, measured)
+        return jnp.mean(error**2), (params, inputs, targets, context, measured, x, error)
+
+    def backward(residuals, cotangent):
+        params, inputs, targets, context, measured, x, error = residuals
+        output = (cotangent * 2 * error / error.size).astype(measured.dtype)  # ∂L/∂ŷ
+        projected = output @ context["feedback"].T  # B ē in place of Wᵀ ē
+        _, view = jax.vjp(lambda states: readout_view(states, targets, washout, pool)[0], measured)
+        delta = view(projected)[0] * node_factor(measured)
+        written = lambda side: _drive(merge_trainable(context["twin"], side), inputs.astype(measured.dtype))
+        gradients = {"input_side": jax.vjp(written, params["input_side"])[1](delta)[0]}
+        if "readout" in params:
+            flat, flat_output = x.reshape(-1, x.shape[-1]), output.reshape(-1, output.shape[-1])
+            gradients["readout"] = {"W": flat.T @ flat_output, "b": flat_output.sum(0)}
+        return gradients, jnp.zeros_like(inputs), jnp.zeros_like(targets), None
+
+    loss.defvjp(forward, backward)
+    return loss
+
+
+def _batch_ridge(x: jax.Array, y: jax.Array, alpha: float) -> dict[str, jax.Array]:
+    """The ridge readout {W, b} of one batch (intercept unpenalised), in compiled code."""
+    x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    centred = x - x_mean
+    weights = jnp.linalg.solve(centred.T @ centred + alpha * jnp.eye(x.shape[-1], dtype=x.dtype),
+                               centred.T @ (y - y_mean))
+    return {"W": weights, "b": y_mean - x_mean @ weights}
 
 
 def ridge_objective(device: DeviceProtocol, *, washout: int, alpha: float,
@@ -405,6 +583,9 @@ def train_on_device(
     readout: str = "joint",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_interval: int = 1,
+    dfa_feedback_scale: float = 1.0,
+    dfa_node_factor: Callable[[jax.Array], jax.Array] = dfa_node_factor,
+    max_device_calls: int | None = None,
     **train_options: Any,
 ) -> DeviceTrainResult:
     """Train the input side ``names`` and a linear readout of ``device`` in one of the ``MODES``.
@@ -434,23 +615,33 @@ def train_on_device(
             readout is solved in closed form on every batch inside the loss (``alpha``), the gradient moves the
             input side only, and the final readout is the ridge fit on the whole training set.
         twin: the model of the ``digital`` modes' forward and backward and of the ``hil`` backward (default:
-            the device's nominal twin), e.g. ``calibrate_twin(device, probe).twin``; it must have the nominal
-            twin's type, static fields, shapes and dtypes.  Training starts from the device's nominal input
-            side (the values the trainer writes) and the trained fields replace the twin's, so a field both
-            calibrated and trained would lose its calibration: that is refused.
+            the device's nominal twin): a model with the nominal twin's type, static fields, shapes and dtypes,
+            or a ``CalibrationResult`` (``calibrate_twin``), whose twin is then run at the *effective* values of
+            what the trainer writes (its ``written_to_effective`` map per calibrated scalar), so calibrated
+            fields may be trained.  A plain model that differs from the nominal twin in a trained field is
+            refused: training would overwrite that field with the written values.  ``dfa`` uses no model.
         checkpoint, checkpoint_interval: ``readout.train``'s: the training state, the query counters and (for a
             replayable device, ``hardware_sim.protocol``) the device's snapshot are saved to the file
             ``checkpoint`` every ``checkpoint_interval`` updates; after a crash the same call resumes from it
             (bit-identical to an uninterrupted run on a replayable device) without re-measuring the initial
             readout.  Not for ``spsa`` and ``finite_difference`` (their perturbation stream is not saved).
+        dfa_feedback_scale: ``dfa``'s feedback scale s: B (N, O) has i.i.d. entries N(0, s²), drawn from
+            ``seed`` (a hyperparameter, like a learning rate).  ``dfa_node_factor``: its g(x̃) in place of f′,
+            a function of the measured states (default ``dfa_node_factor``, 1 − x²).  ``dfa`` trains the
+            fields of ``DFA_FIELDS`` (the written drive of a sine or sin² delay device).
+        max_device_calls: a budget of device calls for the training (None: no limit): the gradient modes stop
+            after the epoch at which one more epoch, costing what the last one did, would exceed it (the final
+            readout fit included); ``spsa`` and ``finite_difference`` likewise per step.  At least one epoch
+            (step) runs, so a budget below one epoch's cost is overrun by that epoch.
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
-            ``batch_size``, ``l2``, ...); ``progress`` is off by default.  For ``spsa`` and
+            ``batch_size``, ``l2``, ``callback``, ...); ``progress`` is off by default.  For ``spsa`` and
             ``finite_difference`` only ``n_epochs`` (their number of steps) and the non-gradient options apply:
             ``batch_size``, ``learning_rate`` and ``optimizer`` are ignored, so one set of options can drive
             every mode.
 
     Returns:
-        ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits).
+        ``DeviceTrainResult`` with the device queries spent (initial readout, training, final readout fits) and
+        the device time they took.
     """
     check_choice("mode", mode, MODES)
     check_device(device, mode)
@@ -472,24 +663,35 @@ def train_on_device(
                              f"got {targets.shape}")
     washout = check_washout(washout, inputs.shape[1])
     start, _ = split_trainable(device.nominal_twin(), list(names))
+    if max_device_calls is not None:
+        max_device_calls = check_scalar("max_device_calls", max_device_calls, POSITIVE_INT)
+    calibrated = isinstance(twin, CalibrationResult)
     context = device_context(device, twin)
     twin = context["twin"]
-    for name, value in split_trainable(twin, list(names))[0].items():
-        if not np.array_equal(np.asarray(value), np.asarray(start[name])):
-            raise ValueError(f"twin differs from the nominal twin in the trained field {name!r}, which training "
-                             f"would overwrite with the written values; leave {name!r} out of names or out of "
-                             f"the twin's calibration (names = {list(names)})")
+    if not calibrated:
+        for name, value in split_trainable(twin, list(names))[0].items():
+            if not np.array_equal(np.asarray(value), np.asarray(start[name])):
+                raise ValueError(f"twin differs from the nominal twin in the trained field {name!r}, which "
+                                 f"training would overwrite with the written values; leave {name!r} out of names "
+                                 f"or give the CalibrationResult (its written → effective map) as twin "
+                                 f"(names = {list(names)})")
+    if mode == "dfa":
+        _check_dfa(device, names)
     counters = _QueryCounters(device)
     train_options.setdefault("progress", False)
     if checkpoint is not None:
         train_options.update(checkpoint=checkpoint, checkpoint_interval=checkpoint_interval, resumable=counters)
+    if max_device_calls is not None:
+        train_options["callback"] = _budget_callback(device, device.n_calls, max_device_calls,
+                                                     train_options.get("callback"))
 
     def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
         if measured:
             return device_ridge_readout(device, side, inputs, targets, washout=washout, alpha=alpha, pool=pool)
-        states = twin_states(device, names, twin=twin)(side, inputs)
+        states = _twin_states(None)(side, jnp.asarray(inputs, twin.dtype), twin_context)
         return _ridge_readout(states, targets, washout, alpha, twin.dtype, pool)
 
+    twin_context = context
     if mode in ("spsa", "finite_difference"):
         # SPSA and FD take one step per epoch on the whole training set with their own gain schedule, so the
         # gradient modes' batch_size / learning_rate / optimizer do not apply (a loop over MODES may pass them).
@@ -512,24 +714,61 @@ def train_on_device(
         side = result.params["input_side"]
         params = {"input_side": side, "readout": ridge_readout(side, measured=True)}
     else:
-        in_situ = mode in ("hil", "physical_backprop")
-        if in_situ:
-            states = _in_situ_states("device" if mode == "physical_backprop" else "twin", checkpoint_every)
+        in_situ = mode in IN_SITU_MODES
+        projected = readout == "ridge"
+        if mode == "dfa":
+            scale = check_scalar("dfa_feedback_scale", dfa_feedback_scale, POSITIVE)
+            if not callable(dfa_node_factor):
+                raise TypeError(f"dfa_node_factor must be a function of the measured states, "
+                                f"got {dfa_node_factor!r}")
+            outputs = targets.shape[-1]
+            feedback = scale * np.random.default_rng(seed).normal(size=(device.n_units, outputs))
+            # dfa is model-free: its drive is built from the written values (the nominal twin's fixed fields).
+            context = dict(context, twin=device.nominal_twin(), feedback=jnp.asarray(feedback, twin.dtype))
+            loss = _dfa_loss(washout, pool, alpha if projected else None, dfa_node_factor)
         else:
-            states = _twin_states(checkpoint_every)
-        if readout == "ridge":
-            loss, start_params = _ProjectedLoss(states, washout, pool, alpha), {"input_side": start}
-        else:
-            loss = _ContextLoss(states, washout, pool)
-            # measured lazily: a resumed training takes its readout from the checkpoint
+            states = _in_situ_states(BACKWARD_OF_MODE[mode], checkpoint_every) if in_situ else \
+                _twin_states(checkpoint_every)
+            loss = (_ProjectedLoss(states, washout, pool, alpha) if projected
+                    else _ContextLoss(states, washout, pool))
+        if projected:
+            start_params = {"input_side": start}
+        else:  # measured lazily: a resumed training takes its readout from the checkpoint
             start_params = lambda: {"input_side": start, "readout": ridge_readout(start, in_situ)}
         result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
         params = result.params
-        if readout == "ridge":  # the closed-form readout of the whole training set, on the mode's states
+        if projected:  # the closed-form readout of the whole training set, on the mode's states
             params = dict(params, readout=ridge_readout(params["input_side"], in_situ))
         if mode == "digital+readout":
             params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
-    return DeviceTrainResult(params, result.history, *counters.spent())
+    n_calls, n_samples = counters.spent()
+    return DeviceTrainResult(params, result.history, n_calls, n_samples, device_seconds(device, n_samples))
+
+
+def _check_dfa(device: DeviceProtocol, names: Sequence[str]) -> None:
+    nominal = device.nominal_twin()
+    if getattr(nominal, "model", None) not in ("sine", "sin2_lowpass"):
+        raise ValueError(f"mode 'dfa' trains the written drive of a sine or sin2_lowpass delay device, got a "
+                         f"{type(nominal).__name__} {getattr(nominal, 'model', '')}".rstrip())
+    for name in names:
+        if name not in DFA_FIELDS:
+            raise ValueError(f"names must be fields of the written drive {list(DFA_FIELDS)} with mode 'dfa' "
+                             f"(its update has no feedback path for the others), got {name!r}")
+
+
+def _budget_callback(device: DeviceProtocol, start: int, budget: int,
+                     user: Callable[[int, Any], Any] | None) -> Callable[[int, Any], bool]:
+    """``train``'s callback: True (stop) after the epoch at which one more epoch, costing what this one did, and
+    the final readout fit (one call) would exceed ``budget`` calls."""
+    spent = [start]
+
+    def callback(epoch: int, params: Any) -> bool:
+        if user is not None:
+            user(epoch, params)
+        last, spent[0] = device.n_calls - spent[0], device.n_calls
+        return device.n_calls - start + last + 1 > budget
+
+    return callback
 
 
 class _QueryCounters:

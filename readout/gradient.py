@@ -297,7 +297,8 @@ def train(
             compiled step depends on ``loss_fn``'s identity and the shapes only, so a module-level ``loss_fn``
             with its constants (say, a twin's parameters) in ``context`` compiles once for many runs.
         callback: called as ``callback(epoch, params)`` after every epoch (e.g. to score the parameters on
-            held-out data or a device); its return value is ignored.
+            held-out data or a device); returning ``True`` ends training after that epoch (a budget), any other
+            return value is ignored.
         checkpoint: a file path: the training state (parameters, optimiser state, step, the data-order RNG
             state at the start of the epoch, this epoch's losses, history, best parameters and ``resumable``'s
             snapshot) is written there atomically before every ``checkpoint_interval``-th update, before an
@@ -435,8 +436,7 @@ def train(
                     f"{epoch * steps_per_epoch + index}); lower learning_rate (={learning_rate}) or check the data"
                 )
         history["train"].append(float(np.mean(losses)))
-        if callback is not None:
-            callback(epoch, params)
+        stop = callback is not None and callback(epoch, params) is True
         postfix = {"loss": f"{history['train'][-1]:.4g}"}
         if validation is None:
             if not _all_finite(params):
@@ -453,7 +453,7 @@ def train(
             if val_loss < best_loss:
                 best_params, best_epoch, best_loss = params, epoch, val_loss
         bar.set_postfix(postfix)
-        if patience is not None and epoch - best_epoch >= patience:
+        if stop or (patience is not None and epoch - best_epoch >= patience):
             break
     bar.close()
     if checkpoint is not None:  # the same call again returns this result without running a step

@@ -88,6 +88,8 @@ MASKS = ("binary", "uniform")
 # Hermans et al. (2015), experimental set-up: delay D and low-pass time constant T, in µs.
 HERMANS_DELAY = 20.82
 HERMANS_TIME_CONSTANT = 0.241
+# Paquot et al. (2012), opto-electronic set-up: fibre-loop round trip of about 8.5 µs for N = 50 virtual nodes.
+PAQUOT_DELAY = 8.5
 
 # Per-model defaults, used wherever an argument is left None.  A constant a model does not use is absent.
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -156,6 +158,36 @@ class DelayParams:
     @property
     def dtype(self) -> jnp.dtype:
         return self.mask.dtype
+
+    @property
+    def node_duration(self) -> float | None:
+        """Duration θ of one virtual node in seconds on the set-up the model was written for, so that one input
+        period (one sample of the input) lasts N θ on the device; None where no set-up fixes a time scale.
+
+        ``"sine"``: Paquot et al. (2012)'s loop of about 8.5 µs shared by N + 1 node durations (the loop is one
+        node longer than the input period), θ = 8.5 µs / (N + 1).  ``"sin2_lowpass"``: the node separation is
+        θ / T with T = 0.241 µs, Hermans et al. (2015)'s filter time constant, so θ = node_separation · T (by
+        default 20.82 µs / N, their delay split into N mask steps).  ``"mackey_glass"``: None (θ is given in
+        units of the node's time constant, for which no set-up is fixed here).
+        """
+        if self.model == "sine":
+            return PAQUOT_DELAY * 1e-6 / (self.n_units + 1)
+        if self.model == "sin2_lowpass":
+            return self.node_separation * HERMANS_TIME_CONSTANT * 1e-6
+        return None
+
+    def carry_with_states(self, carry: jax.Array, states: jax.Array) -> jax.Array:
+        """The carry of ``scan_step``'s step after a period, with that period's node states (N,) replaced by
+        ``states``: the loop's content as if the nodes had taken those values (e.g. measured ones).
+
+        ``"sine"``: [x_{N−1}(n−1), x(n)], states in the last N entries; ``"sin2_lowpass"``: [ā(n), γ_{N−1}(n)],
+        in the first N; ``"mackey_glass"``: x(n) itself.
+        """
+        if self.model == "sine":
+            return carry.at[1:].set(states)
+        if self.model == "sin2_lowpass":
+            return carry.at[:-1].set(states)
+        return states
 
     def sequence(
         self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None = None

@@ -84,6 +84,16 @@ class ESNParams:
             pre = pre + self.W_fb @ y_prev
         return (1 - self.leak_rate) * state + self.leak_rate * ACTIVATIONS[self.activation](pre)
 
+    @property
+    def node_duration(self) -> None:
+        """None: a digital network has no physical clock (see ``DelayParams.node_duration``)."""
+        return None
+
+    def carry_with_states(self, carry: jax.Array, states: jax.Array) -> jax.Array:
+        """The carry after a step with its states replaced by ``states``: the carry is the state itself."""
+        del carry
+        return states
+
     def scan_step(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
         """``(step, carry)``: ``step(x(t−1), u(t)) -> (x(t), x(t))`` and the carry before the first step."""
         if self.W_fb is not None:

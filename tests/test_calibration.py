@@ -26,7 +26,7 @@ def test_calibration_removes_most_of_the_mismatch_and_of_the_state_error():
     device = delay_device(N_UNITS, seed=3, mismatch=0.2, bandwidth=0.2, reservoir_options=F64)
     probe = _probe()
     result = calibrate_twin(device, probe, n_repeats=2, **FIT)
-    true, removed = mismatch_removed(result, device)
+    removed = mismatch_removed(result, true_params(device))
     print({name: round(value, 4) for name, value in removed.items()}, result.state_nmse)
     assert set(removed) == set(FIELDS)
     assert all(value >= 0.8 for value in removed.values())
@@ -34,12 +34,10 @@ def test_calibration_removes_most_of_the_mismatch_and_of_the_state_error():
     assert result.fitted["bandwidth"] == pytest.approx(0.2, rel=0.05)
     assert result.fitted["decay"] == pytest.approx(math.exp(-2 * math.pi * 0.2), rel=0.05)
     assert result.nominal["bandwidth"] == math.inf
-    truth = true_params(device)
-    assert true == {name: float(getattr(truth, name)) for name in FIELDS}
     # noiseless device, knob mismatch and a detection low-pass only: all of it fits, nothing structural is left
     assert result.state_nmse["noise_floor"] == 0.0 and result.state_nmse["structural_gap"] < 1e-6
     assert result.n_calls == 2 and result.n_samples == 2 * 6 * 40  # the repeats, nothing else
-    assert device.n_calls == 2  # mismatch_removed is an oracle: no query
+    assert device.n_calls == 2  # true_params is an oracle: no query
     assert len(result.history["train"]) == 500 and result.history["train"][-1] < result.history["train"][0]
     # The twin carries the fitted fields; states() adds the fitted low-pass: close to what the device measures.
     assert all(float(getattr(result.twin, name)) == result.fitted[name] for name in FIELDS)
@@ -49,9 +47,10 @@ def test_calibration_removes_most_of_the_mismatch_and_of_the_state_error():
 def test_zero_mismatch_keeps_the_nominal_values():
     device = delay_device(N_UNITS, seed=1, reservoir_options=F64)  # ideal: the nominal twin is exact
     result = calibrate_twin(device, _probe(), n_repeats=1, **FIT)
+    removed = mismatch_removed(result, true_params(device))
     for name in FIELDS:
         assert result.fitted[name] == pytest.approx(result.nominal[name], abs=1e-9)
-        assert math.isnan(mismatch_removed(result, device)[1][name])  # nothing to remove
+        assert math.isnan(removed[name])  # nothing to remove
     assert abs(result.fitted["decay"]) < 1e-9 and result.fitted["bandwidth"] == math.inf
     assert result.state_nmse["nominal"] < 1e-20 and result.state_nmse["calibrated"] < 1e-20
 
