@@ -1,21 +1,20 @@
 """Physics-aware training along the measured trajectory, augmented DFA, public-only device access, cost."""
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from hardware_sim import calibrate_twin, delay_device, true_params  # noqa: E402
-from hardware_sim.training import (  # noqa: E402
+from hardware_sim import calibrate_twin, delay_device, true_params
+from hardware_sim.training import (
     MODES,
     device_states,
     train_on_device,
     twin_states,
 )
-from reservoir import split_trainable  # noqa: E402
+from reservoir import split_trainable
+
+pytestmark = pytest.mark.x64  # float64 references and tolerances
 
 ALL_FIELDS = ("mask", "bias_mask", "input_gain", "feedback_gain", "phase")
 F64 = {"dtype": jnp.float64, "bias_mask_scaling": 0.3}
