@@ -190,10 +190,10 @@ class Device:
                 states: Any = None) -> dict[str, jax.Array]:
         """The physical backward pass: ∂L/∂(input side) for ∂L/∂states = ``cotangent``, computed by the loop.
 
-        Two device passes as ``hardware_sim.loop`` describes them (a derivative pass in open loop with the bias
-        shifted by a quarter fringe, then the error sent through the loop in reversed time), each through the
-        same true physics and detection chain as any measurement; the gradients are then formed from measured
-        signals and the written input side only.
+        Four device passes as ``hardware_sim.loop`` describes them (two derivative readings in open loop with
+        the bias shifted by ± a quarter fringe, then ± the error sent through the loop in reversed time), each
+        through the same true physics and detection chain as any measurement; the gradients are then formed from
+        measured signals and the written input side only.
 
         Args:
             inputs: ``(T, D)`` or ``(B, T, D)``.
@@ -203,8 +203,8 @@ class Device:
                 experimenter recorded); None measures them first (one more call).
 
         Returns:
-            gradients for the fields named in ``input_side`` (all input-side fields when it is None).  Counts two
-            calls and 2 · B · T samples (three with ``states=None``).
+            gradients for the fields named in ``input_side`` (all input-side fields when it is None).  Counts four
+            calls and 4 · B · T samples (five with ``states=None``).
         """
         if self._loop is None:
             physics.check_loop_model(self._nominal)
@@ -227,32 +227,40 @@ class Device:
         over = (lambda f: jax.vmap(f)) if batched else (lambda f: f)
         model = written.model
 
-        # 1. derivative pass: the experimenter's ã through the open-loop modulator, bias shifted
+        # 1. derivative passes: the experimenter's ã through the open-loop modulator, bias shifted by ± a quarter
+        # fringe; the difference of the two readings
         arguments = over(lambda u, x: physics.modulator_arguments(written, u, x, self._loop))(inputs, states)
-        true, _, output_key = self._write(written, inputs)
-        walk = self._bias_path(self._count(inputs), arguments.shape[:-1])
-        reading = over(lambda a, w: physics.derivative_pass(true, self._loop, a, w))(arguments, walk)
-        reading, self._output_state = self._output.apply(reading, self._output_state, output_key)
-        reading = self._checked("derivative reading", reading)
-        derivative = physics.DERIVATIVE_SCALE[model] * (reading - physics.MID_LEVEL[model])
+        readings = []
+        for sign in (1.0, -1.0):
+            true, _, output_key = self._write(written, inputs)
+            walk = self._bias_path(self._count(inputs), arguments.shape[:-1])
+            read = lambda a, w, true=true, sign=sign: physics.derivative_pass(true, self._loop, a, w, sign)
+            reading = over(read)(arguments, walk)
+            reading, self._output_state = self._output.apply(reading, self._output_state, output_key)
+            readings.append(self._checked("derivative reading", reading))
+        derivative = physics.DERIVATIVE_SCALE[model] * (readings[0] - readings[1])
 
-        # 2. backward pass: the scaled error injected in reversed time, the loop multiplies by the derivative
+        # 2. backward passes: ± the scaled error injected in reversed time, the loop multiplies by the derivative;
+        # half the difference of the two recordings
         _, g_post = physics.gains(written)
         error = cotangent / g_post
         full_scale = (self._loop.drive_range or 1.0) * np.pi
         peak = float(jnp.max(jnp.abs(error)))
         scale = 0.5 * full_scale / peak if peak > 0 else 1.0  # κ: the injection uses half the drive range
-        injection = over(physics.reverse_time)(physics.through_dac(scale * error, self._loop))
         multiplier = over(physics.reverse_time)(physics.through_dac(derivative, self._loop))
-        true, _, output_key = self._write(written, inputs)
-        rng = self._count(inputs)
-        noise = (rng.standard_normal(injection.shape, np.float32).astype(dtype) if self._loop.noisy
-                 else np.zeros(injection.shape, dtype))
         epsilon = jnp.asarray(self._delay_offset, dtype)
         ring = over(lambda i, m, n: physics.backward_ring(true, self._loop, self._filter, i, m, n, epsilon))
-        recorded, self._output_state = self._output.apply(ring(injection, multiplier, noise), self._output_state,
-                                                          output_key)
-        recorded = self._checked("backward signal", over(physics.reverse_time)(recorded))
+        recordings = []
+        for sign in (1.0, -1.0):
+            injection = over(physics.reverse_time)(physics.through_dac(sign * scale * error, self._loop))
+            true, _, output_key = self._write(written, inputs)
+            rng = self._count(inputs)
+            noise = (rng.standard_normal(injection.shape, np.float32).astype(dtype) if self._loop.noisy
+                     else np.zeros(injection.shape, dtype))
+            recorded, self._output_state = self._output.apply(ring(injection, multiplier, noise),
+                                                              self._output_state, output_key)
+            recordings.append(self._checked("backward signal", over(physics.reverse_time)(recorded)))
+        recorded = (recordings[0] - recordings[1]) / 2
         delta = derivative * recorded / scale
         gradients = over(lambda u, x, c, d: physics.input_side_gradients(written, u, x, c, d))(
             inputs, states, cotangent, delta)

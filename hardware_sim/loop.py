@@ -54,18 +54,21 @@ with c = ∂L/∂F the error at the readout tap, is, in reversed time,
 where Delay and H are the *same* causal delay and filter as in the forward pass.  As we simulate it, it takes
 two device passes, each what an experimenter can do with the loop:
 
-1. *Derivative pass* (open loop): the experimenter synthesises the modulator arguments from what they recorded,
-   ã = g_post,written · F̃_{p−D} + drive_p (measured forward states F̃, nominal delay D, written gain), writes
-   them through the drive DAC with the feedback switched off and the bias shifted by a quarter fringe (π/2 for
-   the sine, π/4 for sin²), and reads the modulator's output through the detection chain: for an ideal
-   modulator that is f′(a) up to a known factor (Hermans 2016: "the derivative of the sine is a cosine, the same
-   modulator with its bias shifted").  The true modulator's visibility, harmonic, bias drift and the noise of
-   F̃ all enter.
-2. *Backward pass* (closed loop, reversed time): the error, scaled by κ to fill the drive range, is injected
-   into the RF chain (before the band-pass) as κ c / g_post,written, a second modulator multiplies the circulating
-   signal by the recorded derivative (written through the DAC), and the readout records ζ = κ λ_y at the usual
-   tap.  The loop's true gains, filter, delay (with its drifted ε), in-loop noise and the detection chain act
-   on it as on any measurement.
+1. *Derivative passes* (open loop, two of them): the experimenter synthesises the modulator arguments from what
+   they recorded, ã = g_post,written · F̃_{p−D} + drive_p (measured forward states F̃, nominal delay D, written
+   gain), writes them through the drive DAC with the feedback switched off and the bias shifted by plus, then
+   minus, a quarter fringe (π/2 for the sine, π/4 for sin²), and reads the modulator's output through the
+   detection chain each time.  For an ideal modulator the difference of the two readings is f′(a) up to a known
+   factor (Hermans 2016: "the derivative of the sine is a cosine, the same modulator with its bias shifted");
+   taking the difference cancels the intensity's DC, the detector's per-node offsets and even harmonics, which
+   a single reading would carry into the gradient.  The true modulator's visibility, odd distortion, bias drift
+   and the noise of F̃ all enter.
+2. *Backward passes* (closed loop, reversed time, two of them): the error, scaled by κ to fill half the drive
+   range, is injected into the RF chain (before the band-pass) as ± κ c / g_post,written, a second modulator
+   multiplies the circulating signal by the recorded derivative (written through the DAC), and the readout
+   records ζ = ± κ λ_y at the usual tap; half the difference of the two recordings removes the detector's
+   offsets again.  The loop's true gains, filter, delay (with its drifted ε), in-loop noise and the detection
+   chain act on each as on any measurement.
 
 The gradients then follow digitally from measured quantities only: δa = d̃ ⊙ ζ̃ / κ (d̃ the derivative reading,
 ζ̃ the recorded backward signal) and the written input side (``input_side_gradients``).  With every piece off
@@ -92,8 +95,10 @@ from reservoir.validation import Interval, check_scalar
 LOOP_MODELS = ("sine", "sin2_lowpass")
 DELAY_EXTRA = {"sine": 1, "sin2_lowpass": 0}  # k: the nominal delay is (N + k) node durations
 MID_LEVEL = {"sine": 1.0, "sin2_lowpass": 0.5}  # DC of the modulator's intensity
-BIAS_SHIFT = {"sine": math.pi / 2, "sin2_lowpass": math.pi / 4}  # a quarter fringe: f(a + shift) ∝ f′(a)
-DERIVATIVE_SCALE = {"sine": 1.0, "sin2_lowpass": 2.0}  # f′(a) = scale · (f(a + shift) − DC) for v = 1, h = 0
+BIAS_SHIFT = {"sine": math.pi / 2, "sin2_lowpass": math.pi / 4}  # a quarter fringe
+# f′(a) = scale · (I(a + shift) − I(a − shift)) for v = 1, h = 0: the differential reading cancels the DC, the
+# detector's offsets and even harmonics
+DERIVATIVE_SCALE = {"sine": 0.5, "sin2_lowpass": 1.0}
 
 # Bounds beyond which a value is not a physical setting but a typo: refused before anything runs.
 FRACTION = Interval(0, 1, "left")  # [0, 1)
@@ -295,12 +300,12 @@ def forward(params: DelayParams, physics: LoopPhysics, matrix: jax.Array | None,
                  DELAY_EXTRA[model], epsilon, xs)[0]
 
 
-@partial(jax.jit, static_argnames=("physics",))
-def derivative_pass(params: DelayParams, physics: LoopPhysics, arguments: jax.Array, walk: jax.Array
-                    ) -> jax.Array:
-    """The open-loop modulator read at the written ``arguments`` (T, N), bias shifted by a quarter fringe:
-    intensity(DAC(ã) + φ_true + walk + shift), before the detection chain.  ``params`` are the true ones."""
-    shifted = through_dac(arguments, physics) + params.phase + walk[:, None] + BIAS_SHIFT[params.model]
+@partial(jax.jit, static_argnames=("physics", "sign"))
+def derivative_pass(params: DelayParams, physics: LoopPhysics, arguments: jax.Array, walk: jax.Array,
+                    sign: float) -> jax.Array:
+    """The open-loop modulator read at the written ``arguments`` (T, N), bias shifted by ``sign`` (±1) quarter
+    fringes: intensity(DAC(ã) + φ_true + walk ± shift), before the detection chain.  True ``params``."""
+    shifted = through_dac(arguments, physics) + params.phase + walk[:, None] + sign * BIAS_SHIFT[params.model]
     return intensity(params, shifted, jnp.asarray(physics.visibility, params.dtype))
 
 

@@ -117,7 +117,8 @@ def test_physical_backward_pass_is_exact_bptt_without_noise_or_drift(model, loop
         # error the hardware scheme carries, large here only because T_hp is a seventh of the measurement.
         assert 1e-3 < errors.pop("feedback_gain") < 0.5
     assert max(errors.values()) <= 1e-9, errors
-    assert device.n_calls == 3 and device.n_samples == 3 * 3 * 30  # forward, derivative pass, backward pass
+    # forward, two derivative passes (± bias), two backward passes (± error)
+    assert device.n_calls == 5 and device.n_samples == 5 * 3 * 30
 
 
 def cosine(a, b):

@@ -222,7 +222,8 @@ def test_cost_is_reported_in_calls_samples_and_device_time():
     inputs, targets = rng.uniform(0, 0.5, (4, 20, 1)), rng.normal(size=(4, 20, 1))
     result = train_on_device(device, inputs, targets, mode="physical_backprop", names=("mask",), n_epochs=2,
                              batch_size=2)
-    assert result.n_calls == 1 + 2 * 2 * 3 and result.n_samples == 4 * 20 + 2 * 2 * 3 * 2 * 20
+    # the initial readout, then per step a forward measurement, two derivative and two backward passes
+    assert result.n_calls == 1 + 2 * 2 * 5 and result.n_samples == 4 * 20 + 2 * 2 * 5 * 2 * 20
     # Paquot 2012: an 8.5 µs loop shared by N + 1 node durations; one sample holds the input for N of them.
     assert result.device_seconds == pytest.approx(result.n_samples * 6 * 8.5e-6 / 7, rel=1e-12)
     lowpass = delay_device(6, model="sin2_lowpass", seed=0)
