@@ -1,5 +1,14 @@
 """Simulated analog hardware: reservoirs behind mismatch, noise, quantisation, finite bandwidth and drift."""
 
+from hardware_sim.baselines import (
+    MethodResult,
+    MismatchPrior,
+    TwinNoise,
+    digital_tuned,
+    in_situ_tuned,
+    reservoir_tuned,
+    spsa_tuned,
+)
 from hardware_sim.calibration import CalibrationResult, calibrate_twin, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
 from hardware_sim.nonidealities import (
@@ -17,6 +26,7 @@ from hardware_sim.nonidealities import (
     node_spread,
     quantise,
 )
+from hardware_sim.selection import Selection, select
 from hardware_sim.training import (
     MODES,
     DeviceTrainResult,
@@ -33,6 +43,15 @@ from hardware_sim.training import (
 )
 
 __all__ = [
+    "MethodResult",
+    "MismatchPrior",
+    "TwinNoise",
+    "digital_tuned",
+    "in_situ_tuned",
+    "reservoir_tuned",
+    "spsa_tuned",
+    "Selection",
+    "select",
     "CalibrationResult",
     "calibrate_twin",
     "true_params",
