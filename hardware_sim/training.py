@@ -251,7 +251,7 @@ def held_out_score(states: Any, targets: Any, n_held: int, *, washout: int, alph
     """Out-of-sample NMSE of the ridge readout (``alpha`` per row) fitted on all sequences but the last
     ``n_held`` and scored on those: the early-stopping and selection score (never the fit's own rows)."""
     fit, held = held_out_statistics(states, targets, n_held, washout=washout, pool=pool)
-    return held_out_nmse(fit, held, alpha * fit.count)
+    return held_out_nmse(fit, held, alpha * fit.count)  # ridge_penalty of the fit's rows
 
 
 def n_held_out(fraction: float, n_sequences: int) -> int:
@@ -329,7 +329,7 @@ class _ProjectedLoss:
         x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
         x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
         x, y = x - x.mean(0), y - y.mean(0)  # the intercept, unpenalised
-        penalty = self.alpha * x.shape[0]  # α per row: mean squared error + α‖W‖²
+        penalty = ridge_penalty(self.alpha, x)  # α per row: mean squared error + α‖W‖²
         weights = jnp.linalg.solve(x.T @ x + penalty * jnp.eye(x.shape[-1], dtype=x.dtype), x.T @ y)
         return jnp.mean((x @ weights - y) ** 2)
 
