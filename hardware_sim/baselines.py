@@ -140,8 +140,8 @@ def _next_key(handle: np.ndarray) -> np.ndarray:
 
 def _straight_through_quantise(x: jax.Array, bits: int, span: tuple[float, float]) -> jax.Array:
     """``nonidealities.quantise`` (clip to the range, round to 2^bits levels) whose gradient is the clip's:
-    the rounding passes the gradient straight through (Bengio et al. 2013), as aihwkit's forward-only
-    quantisation does."""
+    the rounding passes the gradient straight through (Bengio, Léonard, Courville, arXiv:1308.3432 (2013)),
+    so training sees the quantised forward but a usable gradient."""
     clipped = jnp.clip(x, *span)
     return clipped + jax.lax.stop_gradient(nl.quantise(clipped, bits, *span) - clipped)
 

@@ -44,20 +44,20 @@ def check_space(space: Any, name: str = "space") -> dict[str, tuple[float, ...]]
                         f"got {type(space).__name__}")
     if not space:
         raise ValueError(f"{name} must name at least one hyperparameter, got an empty mapping")
-    checked = {}
-    for key, values in space.items():
-        if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
-            raise TypeError(f"{name}[{key!r}] must be a sequence of numbers, got {values!r}")
-        if len(values) == 0:
-            raise ValueError(f"{name}[{key!r}] must hold at least one value, got an empty sequence")
-        checked[key] = tuple(check_scalar(f"{name}[{key!r}][{i}]", v, REAL) for i, v in enumerate(values))
-    return checked
+    return {key: _check_values(f"{name}[{key!r}]", values, REAL) for key, values in space.items()}
 
 
 def check_alphas(alphas: Any) -> tuple[float, ...]:
-    """Ridge alphas: a non-empty sequence of finite numbers ≥ 0."""
-    return tuple(check_scalar(f"alphas[{i}]", a, NON_NEGATIVE)
-                 for i, a in enumerate(check_space({"alphas": alphas}, "alphas")["alphas"]))
+    """Ridge alphas (per row): a non-empty sequence of finite numbers ≥ 0."""
+    return _check_values("alphas", alphas, NON_NEGATIVE)
+
+
+def _check_values(name: str, values: Any, constraint: Interval) -> tuple[float, ...]:
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must hold at least one value, got an empty sequence")
+    return tuple(check_scalar(f"{name}[{i}]", value, constraint) for i, value in enumerate(values))
 
 
 def candidates(space: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:

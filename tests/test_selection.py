@@ -111,6 +111,13 @@ def test_empty_or_non_finite_search_spaces_are_refused(space, match):
         select(lambda **c: (0.0, {}, None), space)
 
 
+def test_empty_or_negative_alphas_are_refused():
+    states, targets = np.zeros((3, 4, 2)), np.random.default_rng(0).normal(size=(3, 4, 1))
+    for alphas, match in (([], "alphas must hold at least one"), ([1e-3, -1.0], r"alphas\[1\]")):
+        with pytest.raises(ValueError, match=match):
+            held_out_alphas(states, targets, 1, washout=0, alphas=alphas)
+
+
 @pytest.mark.parametrize("budget", [0, -3])
 def test_a_query_budget_of_zero_or_less_is_refused(budget):
     device = delay_device(4, seed=0)
