@@ -2,6 +2,15 @@
 device protocol any instrument implements (``protocol``), faults and retries (``faults``), and a device served
 from another process (``serve``, ``remote.RemoteDevice``)."""
 
+from hardware_sim.baselines import (
+    MethodResult,
+    MismatchPrior,
+    TwinNoise,
+    digital_tuned,
+    in_situ_tuned,
+    reservoir_tuned,
+    spsa_tuned,
+)
 from hardware_sim.calibration import CalibrationResult, calibrate_twin, mismatch_removed, true_params
 from hardware_sim.device import Device, delay_device, wrap_device
 from hardware_sim.faults import (
@@ -31,6 +40,7 @@ from hardware_sim.nonidealities import (
     quantise,
 )
 from hardware_sim.protocol import AdjointDevice, DeviceProtocol, ReplayableDevice, check_device, is_replayable
+from hardware_sim.selection import Selection, select
 from hardware_sim.training import (
     MODES,
     DeviceTrainResult,
@@ -62,6 +72,15 @@ __all__ = [
     "RetryPolicy",
     "check_device",
     "is_replayable",
+    "MethodResult",
+    "MismatchPrior",
+    "TwinNoise",
+    "digital_tuned",
+    "in_situ_tuned",
+    "reservoir_tuned",
+    "spsa_tuned",
+    "Selection",
+    "select",
     "CalibrationResult",
     "calibrate_twin",
     "mismatch_removed",

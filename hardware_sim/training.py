@@ -66,6 +66,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import os
 import weakref
 from collections.abc import Callable, Sequence
@@ -79,8 +80,8 @@ from jax.experimental import io_callback
 
 from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
-from readout.gradient import host_function, train
-from readout.ridge import Ridge
+from readout.gradient import FRACTION, TrainResult, host_function, train
+from readout.ridge import Ridge, RidgeStatistics, held_out_nmse, ridge_statistics
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
     NON_NEGATIVE,
@@ -335,6 +336,68 @@ def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.A
     return jnp.mean((x @ readout["W"] + readout["b"] - y) ** 2)
 
 
+def ridge_penalty(alpha: float, features: Any) -> float:
+    """The penalty added to the Gram matrix for ``alpha`` per row: α · n for n rows of ``features`` (…, F), so
+    the ridge fit minimises mean ‖x W + b − y‖² + α ‖W‖² and one α means the same at any data size."""
+    return alpha * math.prod(np.shape(features)[:-1])
+
+
+def held_out_statistics(states: Any, targets: Any, n_held: int, *, washout: int,
+                        pool: bool = False) -> tuple[RidgeStatistics, RidgeStatistics]:
+    """Ridge statistics of ``readout_view``'s rows of the first B − ``n_held`` sequences (the fit) and of the
+    last ``n_held`` (held out), from states (B, T, N) and targets (B, T, O) or (B, O) with ``pool``."""
+    x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
+    x, y = x.reshape(len(x), -1, x.shape[-1]), y.reshape(len(y), -1, y.shape[-1])  # (B, rows, ·) either way
+    return ridge_statistics(x[:-n_held], y[:-n_held]), ridge_statistics(x[-n_held:], y[-n_held:])
+
+
+def held_out_score(states: Any, targets: Any, n_held: int, *, washout: int, alpha: float,
+                   pool: bool = False) -> float:
+    """Out-of-sample NMSE of the ridge readout (``alpha`` per row) fitted on all sequences but the last
+    ``n_held`` and scored on those: the early-stopping and selection score (never the fit's own rows)."""
+    fit, held = held_out_statistics(states, targets, n_held, washout=washout, pool=pool)
+    return held_out_nmse(fit, held, alpha * fit.count)  # ridge_penalty of the fit's rows
+
+
+def n_held_out(fraction: float, n_sequences: int) -> int:
+    """Sequences held out for ``fraction`` of ``n_sequences`` (at least one, leaving at least one to fit)."""
+    fraction = check_scalar("validation_fraction", fraction, FRACTION)
+    n_held = max(1, round(fraction * n_sequences))
+    if n_held >= n_sequences:
+        raise ValueError(f"validation_fraction={fraction} leaves none of the {n_sequences} training sequences "
+                         f"to fit on")
+    return n_held
+
+
+def train_held_out(loss: Callable[..., jax.Array], start: dict[str, Any], inputs: Any, targets: Any, *,
+                   n_held: int, score: Callable[[dict[str, Any]], float],
+                   callback: Callable[[int, Any], None] | None = None, **train_options: Any) -> TrainResult:
+    """``readout.train`` on all sequences but the last ``n_held``, early-stopped out of sample: after every
+    epoch (and at the start) ``score(input_side)`` is the held-out NMSE of a readout fitted on the fit
+    sequences only (``held_out_score``); the input side with the lowest score is returned (the start if no
+    epoch beats it, ``best_epoch`` −1).  ``history["validation"]``: the score per epoch."""
+    if train_options.get("patience") is not None or train_options.get("validation") is not None:
+        raise ValueError("patience and validation are not supported with the held-out early stopping of "
+                         "readout='ridge' (its score fits the readout on the training chunks, not the batch); "
+                         "use validation_fraction alone")
+    train_options.pop("patience", None)
+    train_options.pop("validation", None)
+    initial = score(start["input_side"])
+    best = {"score": initial, "side": start["input_side"], "epoch": -1}
+    scores: list[float] = []
+
+    def track(epoch: int, params: Any) -> None:
+        scores.append(score(params["input_side"]))
+        if scores[-1] < best["score"]:
+            best.update(score=scores[-1], side=params["input_side"], epoch=epoch)
+        if callback is not None:
+            callback(epoch, params)
+
+    result = train(loss, start, (inputs[:-n_held], targets[:-n_held]), callback=track, **train_options)
+    history = dict(result.history, validation=scores, initial_validation=[initial])
+    return TrainResult(dict(result.params, input_side=best["side"]), history, best["epoch"])
+
+
 def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
     """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
     after ``washout`` steps; ``params = {"input_side": ..., "readout": {"W", "b"}}``."""
@@ -448,7 +511,8 @@ def _batch_ridge(x: jax.Array, y: jax.Array, alpha: float) -> dict[str, jax.Arra
     x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
     x_mean, y_mean = x.mean(0), y.mean(0)
     centred = x - x_mean
-    weights = jnp.linalg.solve(centred.T @ centred + alpha * jnp.eye(x.shape[-1], dtype=x.dtype),
+    penalty = ridge_penalty(alpha, centred)  # α per row: mean squared error + α‖W‖²
+    weights = jnp.linalg.solve(centred.T @ centred + penalty * jnp.eye(x.shape[-1], dtype=x.dtype),
                                centred.T @ (y - y_mean))
     return {"W": weights, "b": y_mean - x_mean @ weights}
 
@@ -462,7 +526,7 @@ def ridge_objective(device: DeviceProtocol, *, washout: int, alpha: float,
     def objective(side, inputs, targets) -> float:
         states = np.asarray(device.measure(inputs, side), np.float64)
         x, y = readout_view(states, np.asarray(targets, np.float64), washout, pool)
-        return Ridge(alpha).fit(x, y).score(x, y)
+        return Ridge(ridge_penalty(alpha, x)).fit(x, y).score(x, y)
 
     return objective
 
@@ -597,9 +661,11 @@ def train_on_device(
         mode: one of ``MODES`` (module docstring).
         names: trained input-side fields, a subset of ``device.trainable_fields``.
         washout: leading steps of every sequence left out of the loss and of the ridge fits.
-        alpha: ridge regularisation of the initial readout (fitted on the mode's forward states: the twin's
-            for the digital modes, measured ones otherwise — one device call), of the ``digital+readout``
-            refit and of the readouts of ``spsa`` and ``finite_difference``.
+        alpha: ridge regularisation per row (``ridge_penalty``: the fits minimise mean ‖xW + b − y‖² + α‖W‖²,
+            so one value means the same at any data size) of the initial readout (fitted on the mode's forward
+            states: the twin's for the digital modes, measured ones otherwise — one device call), of the
+            projected loss, of the ``digital+readout`` refit and of the readouts of ``spsa`` and
+            ``finite_difference``.
         checkpoint_every: passed to ``run_states`` for the twin's forward/backward.
         spsa_gain, spsa_perturbation, spsa_stability: SPSA's a, c and A in the standard gains
             a_k = a / (k + 1 + A)^0.602 (the optax learning-rate schedule of plain SGD) and
@@ -634,7 +700,10 @@ def train_on_device(
             readout fit included); ``spsa`` and ``finite_difference`` likewise per step.  At least one epoch
             (step) runs, so a budget below one epoch's cost is overrun by that epoch.
         train_options: passed to ``readout.train`` (``optimizer``, ``learning_rate``, ``n_epochs``,
-            ``batch_size``, ``l2``, ``callback``, ...); ``progress`` is off by default.  For ``spsa`` and
+            ``batch_size``, ``l2``, ``callback``, ...); ``progress`` is off by default.  With ``readout="ridge"``,
+            ``validation_fraction`` early-stops out of sample (``train_held_out``): the last chunks are held out,
+            and after every epoch a ridge readout fitted on the other chunks' states (measured for the in-situ
+            modes: one device call per epoch, counted) is scored on them.  For ``spsa`` and
             ``finite_difference`` only ``n_epochs`` (their number of steps) and the non-gradient options apply:
             ``batch_size``, ``learning_rate`` and ``optimizer`` are ignored, so one set of options can drive
             every mode.
@@ -685,11 +754,15 @@ def train_on_device(
         train_options["callback"] = _budget_callback(device, device.n_calls, max_device_calls,
                                                      train_options.get("callback"))
 
-    def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
+    def forward_states(side: dict[str, Any], measured: bool) -> Any:
+        """The training set's states: measured on the device (one call) or the twin's (no call; at the effective
+        values of what is written, for a calibrated twin)."""
         if measured:
-            return device_ridge_readout(device, side, inputs, targets, washout=washout, alpha=alpha, pool=pool)
-        states = _twin_states(None)(side, jnp.asarray(inputs, twin.dtype), twin_context)
-        return _ridge_readout(states, targets, washout, alpha, twin.dtype, pool)
+            return device.measure(inputs, side)
+        return _twin_states(None)(side, jnp.asarray(inputs, twin.dtype), twin_context)
+
+    def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
+        return _ridge_readout(forward_states(side, measured), targets, washout, alpha, twin.dtype, pool)
 
     twin_context = context
     if mode in ("spsa", "finite_difference"):
@@ -735,7 +808,17 @@ def train_on_device(
             start_params = {"input_side": start}
         else:  # measured lazily: a resumed training takes its readout from the checkpoint
             start_params = lambda: {"input_side": start, "readout": ridge_readout(start, in_situ)}
-        result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
+        fraction = train_options.pop("validation_fraction", 0.0) if projected else 0.0
+        if fraction:
+            # The projected loss solves the readout on its own batch, so scoring it on held-out chunks would be
+            # in-sample: early stopping scores a readout fitted on the training chunks instead.
+            n_held = n_held_out(fraction, len(inputs))
+            score = lambda side: held_out_score(forward_states(side, in_situ), targets, n_held,  # noqa: E731
+                                                washout=washout, alpha=alpha, pool=pool)
+            result = train_held_out(loss, start_params, inputs, targets, n_held=n_held, score=score, seed=seed,
+                                    context=context, **train_options)
+        else:
+            result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
         params = result.params
         if projected:  # the closed-form readout of the whole training set, on the mode's states
             params = dict(params, readout=ridge_readout(params["input_side"], in_situ))
@@ -794,8 +877,9 @@ class _QueryCounters:
 
 def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
                          washout: int = 0, alpha: float = 1e-6, pool: bool = False) -> dict[str, jax.Array]:
-    """The ridge readout ``{"W", "b"}`` of states measured on ``device`` (one call) with ``input_side``: the
-    "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a trained one."""
+    """The ridge readout ``{"W", "b"}`` (``alpha`` per row) of states measured on ``device`` (one call) with
+    ``input_side``: the "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a
+    trained one."""
     states = device.measure(inputs, input_side)
     return _ridge_readout(states, targets, washout, alpha, device.nominal_twin().dtype, pool)
 
@@ -803,7 +887,7 @@ def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | No
 def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any,
                    pool: bool) -> dict[str, jax.Array]:
     x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
-    ridge = Ridge(alpha).fit(x, y)
+    ridge = Ridge(ridge_penalty(alpha, x)).fit(x, y)
     return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}
 
 

@@ -267,11 +267,14 @@ class RidgeCV(Ridge):
 def cross_validated_nmse(total: RidgeStatistics, folds: Iterable[RidgeStatistics], alpha: float,
                          fit_intercept: bool = True) -> float:
     """Mean over folds and outputs of the held-out NMSE of a ridge fitted on the other folds."""
-    scores = []
-    for fold in folds:
-        coef, intercept = solve_ridge(total - fold, alpha, fit_intercept)
-        scores.append(np.mean(fold.squared_error(coef, intercept) / (fold.count * fold.target_variance())))
-    return float(np.mean(scores))
+    return float(np.mean([held_out_nmse(total - fold, fold, alpha, fit_intercept) for fold in folds]))
+
+
+def held_out_nmse(fit: RidgeStatistics, held: RidgeStatistics, alpha: float, fit_intercept: bool = True) -> float:
+    """NMSE on ``held`` of the ridge readout fitted on ``fit``: mean over outputs of Σ (y − xW − b)² / (n Var y),
+    the variance that of the held-out targets (an out-of-sample score, from the statistics alone)."""
+    coef, intercept = solve_ridge(fit, alpha, fit_intercept)
+    return float(np.mean(held.squared_error(coef, intercept) / (held.count * held.target_variance())))
 
 
 def _as_2d_targets(targets: Any) -> np.ndarray:

@@ -25,11 +25,11 @@ def _problem(n_units=6, seed=0):
 
 
 def _ridge_nmse(states, targets, alpha):
-    """In-sample ridge NMSE of ``readout.Ridge`` (centred, intercept unpenalised), written in jnp so that
-    ``jax.grad`` differentiates it."""
+    """In-sample ridge NMSE of ``readout.Ridge`` (centred, intercept unpenalised, ``alpha`` per row: the Gram
+    matrix of n rows gets n · alpha), written in jnp so that ``jax.grad`` differentiates it."""
     x, y = states.reshape(-1, states.shape[-1]), targets.reshape(-1, targets.shape[-1])
     xc, yc = x - x.mean(0), y - y.mean(0)
-    coef = jnp.linalg.solve(xc.T @ xc + alpha * jnp.eye(x.shape[1]), xc.T @ yc)
+    coef = jnp.linalg.solve(xc.T @ xc + len(x) * alpha * jnp.eye(x.shape[1]), xc.T @ yc)
     return jnp.mean(jnp.mean((yc - xc @ coef) ** 2, 0) / jnp.var(y, 0))
 
 
@@ -45,7 +45,7 @@ def test_gradient_is_a_central_difference_per_parameter_and_matches_jax_grad():
     def measured_nmse(changed):
         states = np.asarray(device.measure(inputs, {**side, **changed}))[:, washout:]
         y = targets[:, washout:]
-        return Ridge(alpha).fit(states, y).score(states, y)
+        return Ridge(alpha * states.shape[0] * states.shape[1]).fit(states, y).score(states, y)  # per row
 
     for name, index in (("input_gain", ()), ("phase", ()), ("mask", (3, 0))):
         plus, minus = (np.array(side[name]) for _ in range(2))
@@ -69,7 +69,8 @@ def test_objective_is_the_in_sample_ridge_nmse_of_one_measurement():
     objective = ridge_objective(device, washout=5, alpha=1e-6)
     got = objective(side, inputs, targets)
     states = np.asarray(delay_device(6, seed=0, reservoir_options=F64).measure(inputs, side))[:, 5:]
-    assert got == pytest.approx(Ridge(1e-6).fit(states, targets[:, 5:]).score(states, targets[:, 5:]), rel=1e-12)
+    ridge = Ridge(1e-6 * states.shape[0] * states.shape[1])  # alpha per row
+    assert got == pytest.approx(ridge.fit(states, targets[:, 5:]).score(states, targets[:, 5:]), rel=1e-12)
     assert device.n_calls == 1
 
 
@@ -79,7 +80,7 @@ def test_mode_counts_two_queries_per_parameter_per_step_and_lowers_the_objective
     y = np.roll(u, 1, axis=1) ** 2  # needs the even part of sin(· + φ): a phase near 0 is poor
     device = delay_device(6, seed=2, reservoir_options={"phase": 0.2})
     names, n_steps = ("mask", "phase"), 10
-    result = train_on_device(device, u, y, mode="finite_difference", names=names, washout=20, alpha=1e-4,
+    result = train_on_device(device, u, y, mode="finite_difference", names=names, washout=20, alpha=1e-6,
                              n_epochs=n_steps, spsa_gain=0.2, spsa_perturbation=0.02,
                              batch_size=2, learning_rate=1.0)  # gradient-mode options are ignored, as for spsa
     n_params = 6 + 1  # every mask entry counts

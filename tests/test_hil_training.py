@@ -125,7 +125,8 @@ def test_physical_backprop_mode_gradient_and_noise():
 
 def test_projected_readout_loss_is_the_ridge_fit_and_its_gradient_matches_finite_differences():
     """readout="ridge": the loss is the residual of the closed-form ridge fit on the batch (checked against
-    readout.Ridge), and its gradient in the input side matches central finite differences (float64)."""
+    readout.Ridge, alpha per row), and its gradient in the input side matches central finite differences
+    (float64)."""
     from hardware_sim.training import _ProjectedLoss, _twin_states, device_context
     from readout import Ridge
 
@@ -136,7 +137,7 @@ def test_projected_readout_loss_is_the_ridge_fit_and_its_gradient_matches_finite
     side = params["input_side"]
     states = np.asarray(twin_states(device, NAMES)(side, inputs))[:, 5:].reshape(-1, 8)
     y = np.asarray(targets)[:, 5:].reshape(-1, 2)
-    fit = Ridge(1e-3).fit(states, y)
+    fit = Ridge(1e-3 * len(states)).fit(states, y)  # alpha is per row: the Gram matrix gets alpha * rows
     expected = np.mean((fit.predict(states) - y) ** 2)
     assert float(loss({"input_side": side}, inputs, targets, context)) == pytest.approx(expected, rel=1e-9)
 

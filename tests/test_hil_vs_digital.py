@@ -98,7 +98,8 @@ def test_pooled_readout_predicts_from_mean_states():
                                rtol=1e-4, atol=1e-5)
     # the pooled ridge readout is the least-squares fit of the mean states (a hand-written solve)
     design = np.hstack([states, np.ones((12, 1))])
-    coef = np.linalg.solve(design.T @ design + 1e-3 * np.diag([1] * 8 + [0]), design.T @ targets)
+    # alpha is per row: the Gram matrix of the 12 rows gets 12 * alpha
+    coef = np.linalg.solve(design.T @ design + 12 * 1e-3 * np.diag([1] * 8 + [0]), design.T @ targets)
     np.testing.assert_allclose(np.asarray(readout["W"]), coef[:8], rtol=2e-3, atol=2e-3)
     with pytest.raises(ValueError, match="one row per sequence"):
         train_on_device(device, inputs, targets[:5], mode="digital", pool=True)
