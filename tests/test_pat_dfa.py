@@ -198,7 +198,8 @@ def test_dfa_update_is_the_documented_feedback_alignment_step():
     from readout import Ridge
 
     first = np.asarray(replica.measure(inputs, side))
-    ridge = Ridge(1e-3).fit(first[:, washout:].reshape(-1, 5), targets[:, washout:].reshape(-1, 2))
+    rows = first[:, washout:].reshape(-1, 5)
+    ridge = Ridge(1e-3 * len(rows)).fit(rows, targets[:, washout:].reshape(-1, 2))  # α per row
     W, b = ridge.coef_, ridge.intercept_
     measured = np.asarray(replica.measure(inputs, side))  # the training step's measurement
     x = measured[:, washout:]
