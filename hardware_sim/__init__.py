@@ -12,7 +12,7 @@ from hardware_sim.baselines import (
     spsa_tuned,
 )
 from hardware_sim.calibration import CalibrationResult, calibrate_twin, mismatch_removed, true_params
-from hardware_sim.device import Device, delay_device, wrap_device
+from hardware_sim.device import PROFILES, Device, DeviceTruth, delay_device, wrap_device
 from hardware_sim.faults import (
     BadMeasurement,
     DeviceFault,
@@ -24,6 +24,7 @@ from hardware_sim.faults import (
     RetryingDevice,
     RetryPolicy,
 )
+from hardware_sim.loop import LoopPhysics, noise_floor_for_snr
 from hardware_sim.nonidealities import (
     Nonideality,
     Written,
@@ -58,6 +59,10 @@ from hardware_sim.training import (
 )
 
 __all__ = [
+    "PROFILES",
+    "DeviceTruth",
+    "LoopPhysics",
+    "noise_floor_for_snr",
     "AdjointDevice",
     "BadMeasurement",
     "DeviceFault",
