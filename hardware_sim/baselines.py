@@ -55,7 +55,7 @@ from hardware_sim import nonidealities as nl
 from hardware_sim.calibration import FIELDS as CALIBRATED_FIELDS
 from hardware_sim.calibration import calibrate_twin, lowpass_nodes
 from hardware_sim.device import DAC_FIELDS, MISMATCH_FIELDS, Device
-from hardware_sim.selection import ALPHAS, held_out_alphas, select
+from hardware_sim.selection import ALPHAS, Selection, held_out_alphas, select
 from hardware_sim.training import (
     _ProjectedLoss,
     held_out_score,
@@ -301,11 +301,24 @@ def reservoir_tuned(device: Device, inputs: Any, targets: Any, *, washout: int =
 
     def evaluate(**knobs: float):
         side = {name: jnp.asarray(value, device.nominal_twin().dtype) for name, value in knobs.items()}
-        states = np.asarray(device.measure(inputs, side), np.float64)
-        score, alpha = held_out_alphas(states, targets, n_held, washout=washout, alphas=alphas, pool=pool)
-        return score, {"alpha": alpha}, (side, states)
+        return _measured_score(device, side, inputs, targets, n_held, washout=washout, alphas=alphas, pool=pool)
 
-    chosen = select(evaluate, space, device=device, budget=budget)
+    return _deployed(device, select(evaluate, space, device=device, budget=budget), inputs, targets, n_held,
+                     washout=washout, pool=pool)
+
+
+def _measured_score(device: Device, side: dict[str, Any], inputs: Any, targets: Any, n_held: int, *,
+                    washout: int, alphas: Sequence[float], pool: bool) -> tuple[float, dict, tuple]:
+    """A candidate's ``select`` outcome: the training set measured once with ``side``, scored out of sample
+    (ridge on the fit chunks, the best of ``alphas`` on the held-out ones)."""
+    states = np.asarray(device.measure(inputs, side), np.float64)
+    score, alpha = held_out_alphas(states, targets, n_held, washout=washout, alphas=alphas, pool=pool)
+    return score, {"alpha": alpha}, (side, states)
+
+
+def _deployed(device: Device, chosen: Selection, inputs: Any, targets: Any, n_held: int, *, washout: int,
+              pool: bool) -> MethodResult:
+    """The chosen candidate with its readout re-fitted on every chunk of the measurement that scored it."""
     side, states = chosen.outcome
     readout, _, _ = deployed_readout(device, side, inputs, targets, n_held, washout=washout, pool=pool,
                                      alphas=[chosen.best["alpha"]], states=states)
@@ -334,17 +347,11 @@ def spsa_tuned(device: Device, inputs: Any, targets: Any, *, washout: int = 0, p
                                      spsa_gain=spsa_gain, spsa_perturbation=spsa_perturbation)
         except DivergenceError:
             return math.inf, {}, None
-        side = result.params["input_side"]
-        states = np.asarray(device.measure(inputs, side), np.float64)
-        score, alpha = held_out_alphas(states, targets, n_held, washout=washout, alphas=alphas, pool=pool)
-        return score, {"alpha": alpha}, (side, states)
+        return _measured_score(device, result.params["input_side"], inputs, targets, n_held, washout=washout,
+                               alphas=alphas, pool=pool)
 
-    chosen = select(evaluate, space, device=device, budget=budget)
-    side, states = chosen.outcome
-    readout, _, _ = deployed_readout(device, side, inputs, targets, n_held, washout=washout, pool=pool,
-                                     alphas=[chosen.best["alpha"]], states=states)
-    return MethodResult({"input_side": side, "readout": readout}, chosen.n_calls, chosen.n_samples, chosen.best,
-                        chosen.table)
+    return _deployed(device, select(evaluate, space, device=device, budget=budget), inputs, targets, n_held,
+                     washout=washout, pool=pool)
 
 
 def in_situ_tuned(device: Device, inputs: Any, targets: Any, *, mode: str, washout: int = 0, pool: bool = False,
