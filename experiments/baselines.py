@@ -19,9 +19,9 @@ interpolation over its own duration), standardised with the fitting part's mean 
 
 * ``ridge_raw`` — ridge regression on one-hot targets, argmax decision.
 * ``logistic_raw`` — multinomial logistic regression (scikit-learn, L-BFGS); C ∈ ``LOGISTIC_C``.
-* ``mlp_raw`` — a ReLU multilayer perceptron with two hidden layers, Adam, batch 100 (the MLP of Greydanus
-  2020's MNIST-1D baselines, two hidden layers of 100; scikit-learn's ``MLPClassifier``); hidden width and L2
-  penalty chosen on validation from ``MLP_GRID``.
+* ``mlp_raw`` — a ReLU multilayer perceptron with two hidden layers of 100 units (the size of Greydanus
+  2020's MNIST-1D MLP), Adam at learning rate 1e-3, batch 100, ``MLP_EPOCHS`` epochs (scikit-learn's
+  ``MLPClassifier``, seeded by the split's seed); the L2 penalty chosen on validation from ``MLP_GRID``.
 
 Ridge's α is chosen on validation from ``ALPHAS`` in every ridge baseline. Regression baselines are selected
 by validation NMSE (continuous; 2000 validation symbols cannot separate error rates below 5e-4), then scored

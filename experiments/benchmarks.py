@@ -102,7 +102,7 @@ CLASSIFICATION_GRIDS = {
                         "delay_sine": {"feedback_gain": [0.5, 0.9], "input_gain": [0.1, 0.3, 1.0],
                                        "phase": [0.0, 0.5]}},
     "mnist1d": {"esn": {"spectral_radius": [0.9], "input_scaling": [0.3, 1.0], "leak_rate": [0.1, 0.3]},
-                "delay_sine": {"feedback_gain": [0.5, 0.9], "input_gain": [0.3, 1.0], "phase": [0.0]}},
+                "delay_sine": {"feedback_gain": [0.3, 0.5, 0.8], "input_gain": [0.1, 0.3], "phase": [0.0]}},
 }
 QUICK_CLASSIFICATION_GRIDS = {
     "japanese_vowels": {"esn": {"spectral_radius": [0.5], "input_scaling": [0.1], "leak_rate": [0.1]},
