@@ -380,7 +380,13 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
     directory = open_run(out, "benchmarks",
                          {"experiment": "benchmarks", "quick": quick, "seeds": seed_list,
                           "grids": QUICK_GRIDS if quick else GRIDS, "alphas": ALPHAS,
-                          "mackey_glass_grid": MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID},
+                          "mackey_glass_grid": MACKEY_GLASS_QUICK_GRID if quick else MACKEY_GLASS_GRID,
+                          "delay_alphas": DELAY_ALPHAS, "n_points": N_POINTS,
+                          "classification_grids": QUICK_CLASSIFICATION_GRIDS if quick else CLASSIFICATION_GRIDS,
+                          "baselines": {"alphas": baselines.ALPHAS, "linear_taps": baselines.LINEAR_TAPS,
+                                        "volterra_taps": baselines.VOLTERRA_TAPS,
+                                        "logistic_C": baselines.LOGISTIC_C, "mlp_grid": baselines.MLP_GRID,
+                                        "mlp_epochs": baselines.MLP_EPOCHS}},
                          fresh=fresh)
     searched = search_units(quick)
     found = run_sweep(search_unit, searched, directory / "search", scheduler=scheduler, desc="benchmarks: search")
