@@ -1,4 +1,4 @@
-"""Benchmark tasks: input/target sequences generated (or loaded offline) exactly as in REFERENCE.md §4.
+"""Benchmark tasks: input/target sequences generated (or loaded offline) as defined in the sources below.
 
 Every generator is a small pure NumPy function, deterministic given an explicit integer ``seed``, and returns
 float64 arrays laid out as (T, features): time first, features last.
@@ -138,7 +138,7 @@ def narma(u: np.ndarray, order: int = 10) -> np.ndarray:
 
 
 def narma10(n_steps: int, seed: int, warmup: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """NARMA10 input/target pair (REFERENCE §4), u(t) ~ U[0, 0.5] i.i.d.
+    """NARMA10 input/target pair (Atiya & Parlos 2000; Jaeger 2003), u(t) ~ U[0, 0.5] i.i.d.
 
     y(t+1) = 0.3 y(t) + 0.05 y(t) sum_{i=0}^{9} y(t-i) + 1.5 u(t-9) u(t) + 0.1   (Atiya & Parlos 2000).
 
@@ -269,7 +269,7 @@ def integrate_mackey_glass(
 def mackey_glass(
     n_steps: int, seed: int, tau: float = 17.0, dt: float = 0.1, discard: int = 1000, x0: float = 1.2
 ) -> np.ndarray:
-    """Mackey-Glass series sampled every 1 time unit (REFERENCE §4; default tau = 17, mildly chaotic).
+    """Mackey-Glass series sampled every 1 time unit (Jaeger 2001 protocol; default tau = 17, mildly chaotic).
 
     dx/dt = 0.2 x(t-tau) / (1 + x(t-tau)^10) - 0.1 x(t), integrated by :func:`integrate_mackey_glass` (RK4
     with step ``dt``, Hermite-interpolated delayed midpoints). Initial history on [-tau, 0]: ``x0`` plus an
@@ -339,7 +339,7 @@ def santa_fe_laser() -> np.ndarray:
 
 
 def santa_fe_one_step(washout: int = 200, n_train: int = 4000, n_test: int = 1000) -> OneStepSplit:
-    """Santa Fe one-step prediction split (REFERENCE §4): 200 washout, 4000 train, 1000 test.
+    """Santa Fe one-step prediction split: 200 washout, 4000 train, 1000 test.
 
     The series is z-scored with the mean and standard deviation of the washout + training part only, so no
     test statistics leak into training. Inputs are z(t), targets z(t+1), from the start of the series: rows
@@ -375,7 +375,7 @@ def santa_fe_one_step(washout: int = 200, n_train: int = 4000, n_test: int = 100
 
 SYMBOLS = np.array([-3.0, -1.0, 1.0, 3.0])
 
-# Tap weights h_k of q(n) = sum_k h_k d(n - k) for k = -2..7 (Jaeger & Haas 2004, as in REFERENCE §4).
+# Tap weights h_k of q(n) = sum_k h_k d(n - k) for k = -2..7 (Jaeger & Haas 2004).
 _CHANNEL_TAPS = np.array([0.08, -0.12, 1.0, 0.18, -0.1, 0.091, -0.05, 0.04, 0.03, 0.01])
 _TAPS_AHEAD = 2  # q(n) uses d(n+2) and d(n+1)
 _TAPS_BEHIND = 7  # ... down to d(n-7)
@@ -772,7 +772,7 @@ def classification_split(name: str, train_x: np.ndarray, train_y: np.ndarray, te
 
 def narma10_task(seed: int, washout: int = 200, n_train: int = 3000, n_validation: int = 1000,
                  n_test: int = 2000) -> TaskData:
-    """NARMA10 (REFERENCE protocol): 200 washout, 3000 train + 1000 validation (4000 fitted after the
+    """NARMA10 (the usual protocol): 200 washout, 3000 train + 1000 validation (4000 fitted after the
     search), 2000 test steps, from :func:`narma10` with ``seed``."""
     n_test = check_scalar("n_test", n_test, POSITIVE_INT)
     u, y = narma10(washout + n_train + n_validation + n_test, seed=seed)
