@@ -209,12 +209,12 @@ def digits(seed: int, quick: bool) -> list[dict]:
     # quick: a smaller problem, for a run that only checks the pipeline
     sizes = (320, 80, 200) if quick else (None, None, None)
     parts = (split.train, split.validation, split.test)
-    train, validation, test = (tasks.Part(*(field[:size] for field in part))
-                               for part, size in zip(parts, sizes, strict=True))
-    n_fit = len(train.targets)  # the gains and alpha are chosen on the validation part, which follows
-    x_train, y_train = np.concatenate([train.inputs, validation.inputs]), np.concatenate([train.targets,
-                                                                                        validation.targets])
-    x_test, y_test = test.inputs, test.targets
+    fitted, held_out, tested = (tasks.Part(*(field[:size] for field in part))
+                                for part, size in zip(parts, sizes, strict=True))
+    n_fit = len(fitted.targets)  # the gains and alpha are chosen on the validation part, which follows
+    x_train = np.concatenate([fitted.inputs, held_out.inputs])
+    y_train = np.concatenate([fitted.targets, held_out.targets])
+    x_test, y_test = tested.inputs, tested.targets
 
     def features(params, x):
         return pool_states(np.asarray(run(params, x), np.float64), DIGITS_POOLING)
