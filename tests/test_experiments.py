@@ -55,3 +55,25 @@ def test_plot_redraws_without_recomputing(quick_run):
         figure.unlink()
     assert main(["plot", str(quick_run)]) == 0
     assert (quick_run / "narma10_vs_n.png").exists()
+
+
+def test_delay_search_scores_validation_from_explicit_predictions():
+    """The NARMA10 delay search's validation NMSE is that of an explicitly predicted ridge readout (the
+    statistics-based shortcut went negative at alpha = 1e-13), never below zero."""
+    import jax
+
+    from experiments import benchmarks, metrics, tasks
+    from readout import Ridge, with_inputs
+    from reservoir import run
+
+    jax.config.update("jax_enable_x64", True)
+    split = tasks.narma10_task(0, n_train=600, n_validation=300, n_test=100)
+    params = benchmarks.build("delay_sine", 30, 0, feedback_gain=1.0, input_gain=0.1, phase=0.3)
+    score, alpha = benchmarks.series_validation_score(split, params)
+    inputs = np.concatenate([split.train.inputs, split.validation.inputs])
+    features = with_inputs(run(params, inputs), inputs)
+    n_train = len(split.train.inputs)
+    readout = Ridge(alpha).fit(features[:n_train], split.train.targets, washout=split.washout)
+    assert score == pytest.approx(metrics.nmse(split.validation.targets, readout.predict(features[n_train:])),
+                                  rel=1e-6)
+    assert 0 < score < 1 and alpha in benchmarks.DELAY_ALPHAS
