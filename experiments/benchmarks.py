@@ -440,7 +440,7 @@ def summary_table(rows: list[dict]) -> str:
 
 # Published numbers shown beside ours (accuracies converted to error rates).
 PUBLISHED = {
-    "narma10": "linear shift register 0.16 [S]; Paquot 2012 delay N=50: 0.168; Vinckier 2015 delay N=300: 0.048",
+    "narma10": "linear shift register 0.16; Paquot 2012 delay N=50: 0.168; Vinckier 2015 delay N=300: 0.048",
     "japanese_vowels": "Jaeger et al. 2007: 0/370 errors with ensembles of leaky ESNs",
     "mnist1d": "Greydanus 2020 (error): logistic 68%, MLP 32%, CNN 6%, GRU 9%, human 4%",
 }
