@@ -115,20 +115,18 @@ def linear(readout: dict, state: jax.Array) -> jax.Array:
     return state @ readout["W"] + readout["b"]
 
 
-def sequence_task(task: str, seed: int) -> tuple[np.ndarray, ...]:
-    """(u_train, y_train, u_test, y_test): 4200 training steps (the first 200 washout), 2000 test steps."""
-    u, y = tasks.narma10(6200, seed=seed) if task == "narma10" else tasks.variable_delay(6200, seed=seed)
-    return u[:4200], y[:4200], u[4200:], y[4200:]
-
-
 def regression(task: str, seed: int, quick: bool) -> list[dict]:
-    u_train, y_train, u_test, y_test = sequence_task(task, seed)
-    washout, n_inputs = 200, u_train.shape[1]
+    # The task's split (tasks.TaskData): 200 washout + 3000 train + 1000 validation steps, then 2000 test steps.
+    split = tasks.load_task(task, seed)
+    fit = split.fit_part()
+    u_train, y_train, u_test, y_test = fit.inputs, fit.targets, split.test.inputs, split.test.targets
+    washout, n_inputs, n_train = split.washout, u_train.shape[1], len(u_train)
 
     def baseline_score(**gains):
         params = delay_reservoir(N_UNITS, n_inputs, model="sine", seed=seed, **gains)
-        return ridge_validation_score(params, u_train, y_train, washout=washout, n_validation=1000,
-                                      alphas=ALPHAS, readout_sees_input=False)
+        return ridge_validation_score(params, u_train, y_train, washout=washout,
+                                      n_validation=len(split.validation.inputs), alphas=ALPHAS,
+                                      readout_sees_input=False)
 
     search = grid_search(baseline_score, GAIN_GRID)
     params = delay_reservoir(N_UNITS, n_inputs, model="sine", seed=seed, **search.config)
@@ -138,14 +136,14 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
         return np.asarray(run(params, u_all), np.float64)
 
     def test_nmse(states, readout=None) -> float:
-        readout = readout or Ridge(search.alpha).fit(states[:4200], y_train, washout=washout)
-        return metrics.nmse(y_test, readout.predict(states[4200:]))
+        readout = readout or Ridge(search.alpha).fit(states[:n_train], y_train, washout=washout)
+        return metrics.nmse(y_test, readout.predict(states[n_train:]))
 
     states = all_states(params)  # the Reservoir baseline's states, also used by the gradient readout below
     reservoir_nmse = test_nmse(states)
     # Full: BPTT on chunks of the training sequence (each restarts from rest, the first steps left out).
     chunk, chunk_washout = 200, 30
-    n_chunks = 4200 // chunk
+    n_chunks = n_train // chunk
     u_chunks = u_train[: n_chunks * chunk].reshape(n_chunks, chunk, n_inputs)
     y_chunks = y_train[: n_chunks * chunk].reshape(n_chunks, chunk, 1)
     # Start from the baseline's best readout *for the chunked setting the loss sees* (ridge on the chunks'
@@ -165,14 +163,15 @@ def regression(task: str, seed: int, quick: bool) -> list[dict]:
     trained_states = all_states(trained)
     full_nmse, refit_nmse = test_nmse(trained_states, joint), test_nmse(trained_states)
     # Readout only, by gradient descent on the Reservoir baseline's states: how close to the ridge optimum?
-    mean, std = states[washout:4200].mean(0), states[washout:4200].std(0) + 1e-12  # condition the problem
+    mean, std = states[washout:n_train].mean(0), states[washout:n_train].std(0) + 1e-12  # condition the problem
     # Nesterov momentum with the learning rate decayed linearly to zero (JMLR 2015) settles on the optimum;
     # Adam at a fixed rate keeps hopping around it (measured: 5-10% above ridge after 600 epochs).
-    gradient = fit_readout((states[washout:4200] - mean) / std, y_train[washout:], optimizer="nesterov",
+    gradient = fit_readout((states[washout:n_train] - mean) / std, y_train[washout:], optimizer="nesterov",
                            learning_rate=0.02, n_epochs=100 if quick else 600, batch_size=256, seed=seed,
                            progress=False,
                            dtype=jnp.float64 if jax.config.read("jax_enable_x64") else jnp.float32)
-    gradient_nmse = metrics.nmse(y_test, np.asarray(apply_readout(gradient.params, (states[4200:] - mean) / std)))
+    test_states = (states[n_train:] - mean) / std
+    gradient_nmse = metrics.nmse(y_test, np.asarray(apply_readout(gradient.params, test_states)))
     projected, projected_losses = projected_full(params, u_chunks, y_chunks, washout=chunk_washout, pool=False,
                                                  kind="sequences", seed=seed, quick=quick)
     projected_nmse = test_nmse(all_states(projected))
@@ -206,11 +205,16 @@ class _FixedLinear:
 
 def digits(seed: int, quick: bool) -> list[dict]:
     """Sequence classification: mean-pooled states of the 8 row steps, softmax/argmax readout."""
-    sequences, labels = tasks.digits_sequences()
-    x_train, x_test, y_train, y_test = tasks.digits_train_test_split(sequences, labels, seed=seed)
-    if quick:  # a smaller problem, for a run that only checks the pipeline
-        x_train, y_train, x_test, y_test = x_train[:400], y_train[:400], x_test[:200], y_test[:200]
-    n_fit = int(0.8 * len(x_train))  # validation split carved from the training images
+    split = tasks.digits_task(seed)  # stratified test quarter; stratified validation fifth of the rest
+    # quick: a smaller problem, for a run that only checks the pipeline
+    sizes = (320, 80, 200) if quick else (None, None, None)
+    parts = (split.train, split.validation, split.test)
+    fitted, held_out, tested = (tasks.Part(*(field[:size] for field in part))
+                                for part, size in zip(parts, sizes, strict=True))
+    n_fit = len(fitted.targets)  # the gains and alpha are chosen on the validation part, which follows
+    x_train = np.concatenate([fitted.inputs, held_out.inputs])
+    y_train = np.concatenate([fitted.targets, held_out.targets])
+    x_test, y_test = tested.inputs, tested.targets
 
     def features(params, x):
         return pool_states(np.asarray(run(params, x), np.float64), DIGITS_POOLING)

@@ -14,6 +14,7 @@ from reservoir.validation import POSITIVE, POSITIVE_INT, check_array, check_not_
 __all__ = [
     "accuracy",
     "decide_symbols",
+    "error_rate",
     "memory_capacity",
     "nmse",
     "nrmse",
@@ -109,6 +110,11 @@ def accuracy(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
     if labels_true.size == 0:
         raise ValueError("labels_true must hold at least one label, got an empty array")
     return float(np.mean(labels_true == labels_pred))
+
+
+def error_rate(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+    """Classification error rate, 1 - :func:`accuracy`: the fraction of wrong labels."""
+    return 1.0 - accuracy(labels_true, labels_pred)
 
 
 def memory_capacity(targets_delayed: np.ndarray, predictions: np.ndarray) -> tuple[float, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Benchmark tasks: input/target sequences generated (or loaded offline) exactly as in the sources below.
+"""Benchmark tasks: input/target sequences generated (or loaded offline) as defined in the sources below.
 
 Every generator is a small pure NumPy function, deterministic given an explicit integer ``seed``, and returns
 float64 arrays laid out as (T, features): time first, features last.
@@ -14,11 +14,22 @@ Sources
 - Channel equalisation: H. Jaeger & H. Haas, "Harnessing nonlinearity", Science 304, 78-80 (2004).
 - Memory capacity: H. Jaeger, "Short term memory in echo state networks", GMD Report 152 (2002).
 - Digits: scikit-learn's bundled copy of the UCI optical handwritten digits (8x8, 1797 images).
+- Japanese vowels: M. Kudo, J. Toyama & M. Shimbo, Pattern Recognition Letters 20, 1103-1111 (1999); UCI,
+  CC BY 4.0; shipped in ``experiments/data/japanese_vowels`` (the UEA ``.ts`` files of the aeon wheel).
+- MNIST-1D: S. Greydanus, "Scaling down deep learning", arXiv:2011.14439 (2020); package ``mnist1d``.
+
+Benchmark splits: every task has one builder, ``<task>_task(seed, ...) -> TaskData``, with train / validation /
+test parts (:class:`TaskData`, :class:`Part`); ``load_task(name, seed)`` looks it up by name.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import gzip
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -36,9 +47,23 @@ from reservoir.validation import (
 )
 
 __all__ = [
+    "KINDS",
     "SANTA_FE_LENGTH",
     "SYMBOLS",
+    "TASKS",
     "OneStepSplit",
+    "Part",
+    "TaskData",
+    "channel_equalisation_task",
+    "digits_task",
+    "japanese_vowels",
+    "japanese_vowels_task",
+    "load_task",
+    "mnist1d",
+    "mnist1d_task",
+    "narma10_task",
+    "read_ts",
+    "variable_delay_task",
     "channel",
     "channel_equalisation",
     "digits_sequences",
@@ -509,3 +534,314 @@ def digits_train_test_split(
     test_size = check_scalar("test_size", test_size, Interval(0, 1, "neither"))
     seed = check_scalar("seed", seed, SEED)
     return tuple(train_test_split(sequences, labels, test_size=test_size, random_state=seed, stratify=labels))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Japanese vowels (speaker identification from LPC cepstra)
+# ----------------------------------------------------------------------------------------------------------
+
+JAPANESE_VOWELS_DIR = Path(__file__).resolve().parent / "data" / "japanese_vowels"
+# SHA-256 of the uncompressed .ts files (aeon 1.6.0's copy; see data/japanese_vowels/README.md).
+_JAPANESE_VOWELS_SHA256 = {
+    "TRAIN": "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
+    "TEST": "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
+}
+_JAPANESE_VOWELS_RESTORE = (
+    "the file ships with this repository (experiments/data/japanese_vowels/): restore it with "
+    "'git checkout -- experiments/data/japanese_vowels' or reinstall the package (pip install -e .)"
+)
+
+
+def read_ts(text: str, source: str) -> tuple[list[np.ndarray], list[str]]:
+    """Parse a UEA/UCR ``.ts`` file's text: every case as a (T, D) float64 array, and its class label.
+
+    Format: ``#`` comment lines and ``@`` header lines, then after ``@data`` one case per line, its D
+    dimensions separated by ``:`` and ending with the class label, each dimension a comma-separated series.
+    ``source`` names the file in error messages.
+    """
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    except StopIteration:
+        raise ValueError(f"{source} is not a .ts file (no @data line); {_JAPANESE_VOWELS_RESTORE}") from None
+    cases, labels = [], []
+    for number, line in enumerate(lines[start:], start=start + 1):
+        if not line.strip():
+            continue
+        *dimensions, label = line.strip().split(":")
+        try:
+            series = [np.array(d.split(","), dtype=np.float64) for d in dimensions]
+            cases.append(np.stack(series, axis=1))
+        except ValueError as error:
+            raise ValueError(f"{source}, line {number}: malformed case ({error})") from None
+        labels.append(label.strip())
+    return cases, labels
+
+
+def _read_japanese_vowels_part(part: str) -> tuple[list[np.ndarray], np.ndarray]:
+    path = JAPANESE_VOWELS_DIR / f"JapaneseVowels_{part}.ts.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"Japanese vowels data file {path} is missing; {_JAPANESE_VOWELS_RESTORE}")
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as error:
+        raise ValueError(f"Japanese vowels data file {path} is corrupted ({error}); "
+                         f"{_JAPANESE_VOWELS_RESTORE}") from None
+    if hashlib.sha256(raw).hexdigest() != _JAPANESE_VOWELS_SHA256[part]:
+        raise ValueError(f"Japanese vowels data file {path} is corrupted (SHA-256 differs from the shipped "
+                         f"file's); {_JAPANESE_VOWELS_RESTORE}")
+    cases, labels = read_ts(raw.decode("utf-8"), str(path))
+    return cases, np.array([int(label) - 1 for label in labels], dtype=np.int64)  # speakers 1..9 -> 0..8
+
+
+def japanese_vowels() -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+    """The Japanese vowels data (Kudo, Toyama & Shimbo 1999; UCI, CC BY 4.0), read from the shipped files.
+
+    Nine speakers, 12 LPC cepstrum coefficients per frame, 7-29 frames per utterance; the published split of
+    270 training (30 per speaker) and 370 test utterances. Nothing is downloaded: the UEA ``.ts`` files ship
+    gzip-compressed in ``experiments/data/japanese_vowels`` and are checked against their SHA-256 first.
+
+    Returns:
+        (train_sequences, train_labels, test_sequences, test_labels): lists of (T_i, 12) float64 arrays and
+        int64 speaker labels 0..8.
+
+    Raises:
+        FileNotFoundError / ValueError: a missing or corrupted file, named, with how to restore it.
+    """
+    train, train_labels = _read_japanese_vowels_part("TRAIN")
+    test, test_labels = _read_japanese_vowels_part("TEST")
+    return train, train_labels, test, test_labels
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MNIST-1D
+# ----------------------------------------------------------------------------------------------------------
+
+
+def mnist1d() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-1D (Greydanus 2020, package ``mnist1d``, Apache-2.0), generated locally with the package's own
+    generator and default arguments: 5000 sequences of length 40, 10 classes (500 each), standardised over
+    the whole set to mean 0 and standard deviation 1; its split, 4000 train / 1000 test.
+
+    ``mnist1d.data.make_dataset`` is called directly (numpy and scipy only; no torch). The package's
+    ``get_dataset`` would download a pickle or write one to the working directory: never called. The
+    generator seeds NumPy's and Python's *global* generators with its default seed 42; their states are
+    saved and restored around the call, so generating the data leaves the caller's randomness untouched.
+
+    Returns:
+        (train_x (4000, 40, 1), train_y (4000,), test_x (1000, 40, 1), test_y (1000,)): float64 and int64.
+
+    Raises:
+        ImportError: if ``mnist1d`` is not installed (``pip install mnist1d``, declared in pyproject.toml).
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as error:
+        raise ImportError("MNIST-1D is generated by the mnist1d package, which is not installed: "
+                          "pip install mnist1d (or pip install -e . to get every declared dependency)") from error
+    # The generator's own legacy global seeding, undone afterwards (not our randomness: ours uses Generators).
+    numpy_state, python_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(numpy_state)  # noqa: NPY002
+        random.setstate(python_state)
+    return (data["x"][..., None].astype(np.float64), data["y"].astype(np.int64),
+            data["x_test"][..., None].astype(np.float64), data["y_test"].astype(np.int64))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One split interface: train / validation / test parts of a task, from one data seed
+# ----------------------------------------------------------------------------------------------------------
+
+KINDS = ("regression", "classification")
+
+
+class Part(NamedTuple):
+    """One part of a task's data.
+
+    Regression (one continuing series): ``inputs`` (T, D), ``targets`` (T, O). Classification (independent
+    sequences): ``inputs`` (B, T, D), zero-padded at the end to a common T; ``targets`` (B,) int64 labels;
+    ``lengths`` (B,) the number of valid steps of each sequence (``None`` for regression).
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's train / validation / test parts and what is needed to score them.
+
+    Protocol: hyperparameters are chosen by fitting on ``train`` and scoring on ``validation``; the chosen
+    model is then re-fitted on :meth:`fit_part` (train followed by validation) and scored once on ``test``.
+
+    Regression parts are consecutive segments of one series, ``train | validation | test`` in time order, so
+    a reservoir run over :meth:`series_inputs` is in the right state at the start of every part; the first
+    ``washout`` steps of ``train`` only warm it up and are never fitted. Classification parts are sets of
+    independent sequences (``washout`` is 0), all padded to the same length.
+
+    Attributes:
+        name: the task's name.
+        kind: ``"regression"`` or ``"classification"``.
+        metric: the name of the test metric in ``experiments.metrics`` (``"nmse"``, ``"symbol_error_rate"``,
+            ``"error_rate"``); :meth:`score` applies it.
+        washout: leading steps of ``train`` not fitted (regression).
+        train, validation, test: the parts.
+        n_classes: number of classes (classification), else 0.
+        seed: the data seed the split was built from.
+    """
+
+    name: str
+    kind: str
+    metric: str
+    washout: int
+    train: Part
+    validation: Part
+    test: Part
+    n_classes: int = 0
+    seed: int = 0
+
+    def fit_part(self) -> Part:
+        """Train and validation together: what the chosen model is re-fitted on before the test."""
+        return _concatenate(self.train, self.validation)
+
+    def series_inputs(self) -> np.ndarray:
+        """Regression: the whole input series, train | validation | test, (T_total, D)."""
+        if self.kind != "regression":
+            raise ValueError(f"series_inputs() is for regression tasks, {self.name!r} is {self.kind}")
+        return np.concatenate([self.train.inputs, self.validation.inputs, self.test.inputs])
+
+    def score(self, part: Part, prediction: np.ndarray) -> float:
+        """The task's metric on ``part``: ``prediction`` is the continuous output (T, O) for regression
+        (symbols are decided inside ``symbol_error_rate``), class scores (B, C) or labels (B,) for
+        classification."""
+        from experiments import metrics  # metrics imports SYMBOLS from this module
+
+        if self.kind == "classification":
+            prediction = np.asarray(prediction)
+            labels = prediction.argmax(-1) if prediction.ndim == 2 else prediction
+            return metrics.error_rate(part.targets, labels)
+        return float(getattr(metrics, self.metric)(part.targets, prediction))
+
+
+def _concatenate(first: Part, second: Part) -> Part:
+    lengths = None if first.lengths is None else np.concatenate([first.lengths, second.lengths])
+    return Part(np.concatenate([first.inputs, second.inputs]), np.concatenate([first.targets, second.targets]),
+                lengths)
+
+
+def series_split(name: str, metric: str, inputs: np.ndarray, targets: np.ndarray, washout: int, n_train: int,
+                 n_validation: int, seed: int) -> TaskData:
+    """Cut one series into washout + ``n_train`` train steps, then validation, then test (the rest)."""
+    first, second = washout + n_train, washout + n_train + n_validation
+    if second >= len(inputs):
+        raise ValueError(f"washout + n_train + n_validation must be smaller than the series length "
+                         f"{len(inputs)}, got {washout} + {n_train} + {n_validation}")
+    parts = [Part(inputs[a:b], targets[a:b]) for a, b in ((0, first), (first, second), (second, None))]
+    return TaskData(name, "regression", metric, washout, *parts, seed=seed)
+
+
+def padded(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Variable-length (T_i, D) sequences -> zero-padded (B, max T_i, D) array and the lengths (B,)."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    batch = np.zeros((len(sequences), int(lengths.max()), sequences[0].shape[1]))
+    for row, sequence in zip(batch, sequences, strict=True):
+        row[: len(sequence)] = sequence
+    return batch, lengths
+
+
+def classification_split(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
+                         test_y: np.ndarray, n_classes: int, validation_fraction: float, seed: int,
+                         train_lengths: np.ndarray | None = None,
+                         test_lengths: np.ndarray | None = None) -> TaskData:
+    """A published train/test split, with a stratified validation part carved from train by ``seed``."""
+    validation_fraction = check_scalar("validation_fraction", validation_fraction, Interval(0, 1, "neither"))
+    if train_lengths is None:
+        train_lengths = np.full(len(train_x), train_x.shape[1], dtype=np.int64)
+        test_lengths = np.full(len(test_x), test_x.shape[1], dtype=np.int64)
+    fit, held = train_test_split(np.arange(len(train_y)), test_size=validation_fraction, random_state=seed,
+                                 stratify=train_y)
+    fit, held = np.sort(fit), np.sort(held)
+    return TaskData(name, "classification", "error_rate", 0,
+                    Part(train_x[fit], train_y[fit], train_lengths[fit]),
+                    Part(train_x[held], train_y[held], train_lengths[held]),
+                    Part(test_x, test_y, test_lengths), n_classes=n_classes, seed=seed)
+
+
+def narma10_task(seed: int, washout: int = 200, n_train: int = 3000, n_validation: int = 1000,
+                 n_test: int = 2000) -> TaskData:
+    """NARMA10 (the usual protocol): 200 washout, 3000 train + 1000 validation (4000 fitted after the
+    search), 2000 test steps, from :func:`narma10` with ``seed``."""
+    n_test = check_scalar("n_test", n_test, POSITIVE_INT)
+    u, y = narma10(washout + n_train + n_validation + n_test, seed=seed)
+    return series_split("narma10", "nmse", u, y, washout, n_train, n_validation, seed)
+
+
+def variable_delay_task(seed: int, washout: int = 200, n_train: int = 3000, n_validation: int = 1000,
+                        n_test: int = 2000) -> TaskData:
+    """The variable-delay recall task (:func:`variable_delay`), laid out as :func:`narma10_task`."""
+    n_test = check_scalar("n_test", n_test, POSITIVE_INT)
+    u, y = variable_delay(washout + n_train + n_validation + n_test, seed=seed)
+    return series_split("variable_delay", "nmse", u, y, washout, n_train, n_validation, seed)
+
+
+def channel_equalisation_task(seed: int, snr_db: float | None = 28.0, washout: int = 100,
+                              n_train: int = 7900, n_validation: int = 2000,
+                              n_test: int = 200_000) -> TaskData:
+    """Channel equalisation (Jaeger & Haas 2004) at ``snr_db``: 100 washout, 7900 train, 2000 validation
+    (10,000 symbols fitted after the search) and 200,000 test symbols, so the test SER resolves 5e-6 (one
+    error). The metric is the symbol error rate; validation scores use the same."""
+    n_test = check_scalar("n_test", n_test, POSITIVE_INT)
+    u, d = channel_equalisation(washout + n_train + n_validation + n_test, snr_db=snr_db, seed=seed)
+    suffix = "" if snr_db is None else f"@{snr_db:g}dB"
+    return series_split(f"channel_equalisation{suffix}", "symbol_error_rate", u, d, washout, n_train,
+                        n_validation, seed)
+
+
+def digits_task(seed: int, order: str = "rows", test_size: float = 0.25,
+                validation_fraction: float = 0.2) -> TaskData:
+    """scikit-learn's 8x8 digits as 8-step sequences (:func:`digits_sequences`): a stratified test quarter
+    and a stratified validation fifth of the rest, both drawn by ``seed``."""
+    sequences, labels = digits_sequences(order)
+    train_x, test_x, train_y, test_y = digits_train_test_split(sequences, labels, test_size, seed)
+    return classification_split("digits", train_x, train_y, test_x, test_y, 10, validation_fraction, seed)
+
+
+def japanese_vowels_task(seed: int, validation_fraction: float = 0.2) -> TaskData:
+    """Japanese vowels (:func:`japanese_vowels`): the published 270 / 370 split, a stratified validation part
+    (a fifth, 6 utterances per speaker) carved from the 270 by ``seed``; sequences zero-padded to 29 frames,
+    their lengths in ``Part.lengths``."""
+    train, train_y, test, test_y = japanese_vowels()
+    train_x, train_lengths = padded(train)
+    test_x, test_lengths = padded(test)
+    width = max(train_x.shape[1], test_x.shape[1])
+    train_x, test_x = (np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0))) for x in (train_x, test_x))
+    return classification_split("japanese_vowels", train_x, train_y, test_x, test_y, 9, validation_fraction,
+                                seed, train_lengths, test_lengths)
+
+
+def mnist1d_task(seed: int, validation_fraction: float = 0.2) -> TaskData:
+    """MNIST-1D (:func:`mnist1d`): the package's 4000 / 1000 split, a stratified validation fifth of the
+    4000 drawn by ``seed``; sequences of 40 steps with one input channel."""
+    train_x, train_y, test_x, test_y = mnist1d()
+    return classification_split("mnist1d", train_x, train_y, test_x, test_y, 10, validation_fraction, seed)
+
+
+TASKS = {
+    "narma10": narma10_task,
+    "variable_delay": variable_delay_task,
+    "channel_equalisation": channel_equalisation_task,
+    "digits": digits_task,
+    "japanese_vowels": japanese_vowels_task,
+    "mnist1d": mnist1d_task,
+}
+
+
+def load_task(name: str, seed: int, **options: Any) -> TaskData:
+    """The :class:`TaskData` of task ``name`` (one of ``TASKS``) for data seed ``seed``; ``options`` go to its
+    builder (e.g. ``snr_db`` for channel equalisation, shorter parts for quick runs)."""
+    name = check_choice("name", name, tuple(TASKS))
+    seed = check_scalar("seed", seed, SEED)
+    return TASKS[name](seed, **options)

@@ -8,7 +8,8 @@ from experiments import speed
 from experiments.results import read_rows
 
 CASES = {"a_esn_one_sequence", "b_esn_64_sequences", "c_batched_states", "d_delay", "e_bptt", "e_bptt_memory",
-         "f_streaming_ridge"}
+         "f_streaming_ridge",
+         "g_bptt_japanese_vowels", "g_bptt_mnist1d"}
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,12 @@ def test_plot_redraws_from_the_csv_alone(quick_run):
     (quick_run / "speed.png").unlink()
     (figure,) = speed.plot(quick_run)
     assert figure.exists() and figure.stat().st_size > 10_000
+
+
+def test_classification_bptt_step_is_reported_beside_the_forward_pass(quick_run):
+    rows = read_rows(quick_run / "results.csv")
+    for case in ("g_bptt_japanese_vowels", "g_bptt_mnist1d"):
+        step, forward = value(rows, case, "ours", "seconds_median"), value(rows, case, "forward_run",
+                                                                           "seconds_median")
+        assert value(rows, case, "ours", "step_over_forward") == pytest.approx(step / forward)
+        assert value(rows, case, "ours", "compile_seconds") >= 0

@@ -395,3 +395,168 @@ def test_variable_delay_recalls_the_indicated_step():
         assert target[n, 0] == inputs[n - delays[n], 0]
     with pytest.raises(ValueError, match="max_delay"):
         variable_delay(10, seed=0, max_delay=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Japanese vowels, MNIST-1D and the split interface
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_read_ts_parses_a_hand_written_file():
+    text = "# comment\n@problemName toy\n@data\n1,2,3:4,5,6:2\n\n7,8:9,10:1\n"
+    cases, labels = tasks.read_ts(text, "toy.ts")
+    np.testing.assert_array_equal(cases[0], [[1, 4], [2, 5], [3, 6]])
+    np.testing.assert_array_equal(cases[1], [[7, 9], [8, 10]])
+    assert labels == ["2", "1"]
+    with pytest.raises(ValueError, match="toy.ts, line 2"):
+        tasks.read_ts("@data\n1,x:2\n", "toy.ts")
+    with pytest.raises(ValueError, match="no @data line"):
+        tasks.read_ts("just text", "toy.ts")
+
+
+def test_japanese_vowels_matches_the_documented_counts():
+    """UCI: 9 speakers, 12 LPC coefficients, 7-29 frames; 270 train (30 per speaker), 370 test with
+    31, 35, 88, 44, 29, 24, 40, 50, 29 utterances of speakers 1-9."""
+    train, train_y, test, test_y = tasks.japanese_vowels()
+    assert len(train) == 270 and len(test) == 370
+    lengths = [len(s) for s in train + test]
+    assert min(lengths) == 7 and max(lengths) == 29
+    assert all(s.shape[1] == 12 for s in train + test)
+    np.testing.assert_array_equal(np.bincount(train_y), [30] * 9)
+    np.testing.assert_array_equal(np.bincount(test_y), [31, 35, 88, 44, 29, 24, 40, 50, 29])
+    # The first frame of the first training utterance, as printed in the .ts file.
+    assert train[0][0, 0] == 1.860936 and train[0][1, 0] == 1.891651 and train[0][0, 1] == -0.207383
+
+
+def test_japanese_vowels_task_pads_and_keeps_lengths():
+    split = tasks.japanese_vowels_task(seed=0)
+    train, _, test, _ = tasks.japanese_vowels()
+    assert split.kind == "classification" and split.metric == "error_rate" and split.n_classes == 9
+    assert len(split.train.targets) + len(split.validation.targets) == 270 and len(split.test.targets) == 370
+    assert split.train.inputs.shape[1:] == (29, 12) == split.test.inputs.shape[1:]
+    for b in (0, 100, 369):
+        n = split.test.lengths[b]
+        np.testing.assert_array_equal(split.test.inputs[b, :n], test[b])
+        assert not split.test.inputs[b, n:].any()
+    np.testing.assert_array_equal(np.bincount(split.validation.targets), [6] * 9)  # stratified fifth
+
+
+@pytest.fixture
+def vowels_copy(tmp_path, monkeypatch):
+    for part in ("TRAIN", "TEST"):
+        (tmp_path / f"JapaneseVowels_{part}.ts.gz").write_bytes(
+            (tasks.JAPANESE_VOWELS_DIR / f"JapaneseVowels_{part}.ts.gz").read_bytes())
+    monkeypatch.setattr(tasks, "JAPANESE_VOWELS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_japanese_vowels_missing_file_names_it_and_how_to_restore(vowels_copy):
+    (vowels_copy / "JapaneseVowels_TEST.ts.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="JapaneseVowels_TEST.ts.gz is missing.*git checkout"):
+        tasks.japanese_vowels()
+
+
+def test_japanese_vowels_corrupted_file_names_it(vowels_copy):
+    import gzip
+
+    (vowels_copy / "JapaneseVowels_TRAIN.ts.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="JapaneseVowels_TRAIN.ts.gz is corrupted.*git checkout"):
+        tasks.japanese_vowels()
+    # Valid gzip, one digit changed: caught by the checksum, before parsing.
+    original = gzip.decompress((tasks.Path(__file__).parents[1] / "experiments" / "data" / "japanese_vowels"
+                                / "JapaneseVowels_TRAIN.ts.gz").read_bytes())
+    (vowels_copy / "JapaneseVowels_TRAIN.ts.gz").write_bytes(gzip.compress(original.replace(b"1.860936",
+                                                                                              b"1.860937")))
+    with pytest.raises(ValueError, match="JapaneseVowels_TRAIN.ts.gz is corrupted \\(SHA-256"):
+        tasks.japanese_vowels()
+
+
+@pytest.fixture(scope="module")
+def mnist1d_data():
+    return tasks.mnist1d()
+
+
+def test_mnist1d_matches_the_documented_statistics(mnist1d_data):
+    """Greydanus 2020 / the package's make_dataset: 5000 sequences of length 40, 500 per class, split
+    4000/1000, standardised over the whole set to mean 0 and standard deviation 1."""
+    train_x, train_y, test_x, test_y = mnist1d_data
+    assert train_x.shape == (4000, 40, 1) and test_x.shape == (1000, 40, 1)
+    labels = np.concatenate([train_y, test_y])
+    np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
+    everything = np.concatenate([train_x, test_x])
+    assert abs(everything.mean()) < 1e-12 and everything.std() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_mnist1d_is_deterministic_offline_and_leaves_global_randomness_alone(monkeypatch, tmp_path,
+                                                                            mnist1d_data):
+    import random
+
+    import requests
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("MNIST-1D must not be downloaded")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    monkeypatch.chdir(tmp_path)
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(123)
+    before = (np.random.random(), random.random())  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
+    random.seed(123)
+    again = tasks.mnist1d()
+    assert (np.random.random(), random.random()) == before  # noqa: NPY002
+    for a, b in zip(again, mnist1d_data, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert list(tmp_path.iterdir()) == []  # no pickle written to the working directory
+
+
+def test_mnist1d_without_the_package_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)
+    with pytest.raises(ImportError, match="pip install mnist1d"):
+        tasks.mnist1d()
+
+
+def test_series_split_cuts_one_series_in_time_order():
+    split = tasks.narma10_task(seed=3)
+    u, y = narma10(6200, seed=3)
+    assert (len(split.train.inputs), len(split.validation.inputs), len(split.test.inputs)) == (3200, 1000, 2000)
+    np.testing.assert_array_equal(split.series_inputs(), u)
+    np.testing.assert_array_equal(split.test.targets, y[4200:])
+    fit = split.fit_part()
+    np.testing.assert_array_equal(fit.inputs, u[:4200])
+    np.testing.assert_array_equal(fit.targets, y[:4200])
+    assert split.washout == 200 and split.kind == "regression" and split.metric == "nmse"
+    # score() is the metric of experiments.metrics.
+    assert split.score(split.test, np.full_like(split.test.targets, split.test.targets.mean())) == pytest.approx(1)
+
+
+def test_channel_equalisation_task_resolves_ser_at_1e5_symbols():
+    split = tasks.channel_equalisation_task(seed=0, snr_db=24)
+    assert len(split.test.targets) == 200_000 and split.metric == "symbol_error_rate"
+    u, d = channel_equalisation(210_000, snr_db=24, seed=0)
+    np.testing.assert_array_equal(split.series_inputs(), u)
+    wrong = split.test.targets.copy()
+    wrong[:20] = -wrong[:20]  # 20 errors out of 2e5
+    assert split.score(split.test, wrong) == pytest.approx(1e-4)
+
+
+def test_classification_split_is_stratified_disjoint_and_seeded():
+    a, b, c = tasks.digits_task(seed=0), tasks.digits_task(seed=0), tasks.digits_task(seed=1)
+    np.testing.assert_array_equal(a.validation.inputs, b.validation.inputs)
+    assert not np.array_equal(a.validation.targets, c.validation.targets)
+    assert len(a.train.targets) + len(a.validation.targets) + len(a.test.targets) == 1797
+    flat = {row.tobytes() for part in (a.train, a.validation) for row in part.inputs}
+    assert not any(row.tobytes() in flat for row in a.test.inputs[:50])  # no test image in the fit part
+    fractions = np.bincount(a.validation.targets, minlength=10) / np.bincount(a.train.targets, minlength=10)
+    assert np.allclose(fractions, 0.25, atol=0.05)  # one fifth held out of every class
+    scores = np.eye(10)[a.test.targets]
+    assert a.score(a.test, scores) == 0.0 and a.score(a.test, a.test.targets) == 0.0
+
+
+def test_load_task_names_the_choices():
+    with pytest.raises(ValueError, match="name must be one of"):
+        tasks.load_task("timit", 0)
+    with pytest.raises(ValueError, match="seed"):
+        tasks.load_task("narma10", -1)
+    with pytest.raises(ValueError, match="n_test"):
+        tasks.narma10_task(0, n_test=0)
