@@ -28,6 +28,7 @@ from experiments.results import open_run, pyplot, read_rows, save_figure, write_
 from experiments.sweep import require_inprocess, run_sweep
 from hardware_sim import calibrate_twin, delay_device
 from hardware_sim.device import PROFILES
+from hardware_sim.loop import noise_floor_for_snr
 from reservoir import run
 from reservoir.trainable import split_trainable
 
@@ -84,10 +85,10 @@ def states_rows(unit, settings) -> list[dict]:
             for name, trace in traces.items() for t in range(trace.shape[0]) for i in range(min(n, 20))]
 
 
-def _noise(snr_db):
-    from hardware_sim.loop import noise_floor_for_snr
-    return {} if snr_db is None else {"noise_floor": noise_floor_for_snr(snr_db, SIGNAL_RMS), "rin": 0.0,
-                                      "shot": 0.0}
+def _noise(snr_db: float | None) -> dict[str, float]:
+    """In-loop noise options replacing the profile's own: none at all, or a thermal floor at ``snr_db``."""
+    floor = 0.0 if snr_db is None else noise_floor_for_snr(snr_db, SIGNAL_RMS)
+    return {"noise_floor": floor, "rin": 0.0, "shot": 0.0}
 
 
 def gradient_rows(unit, settings) -> list[dict]:
@@ -138,6 +139,12 @@ def speed_rows(unit, settings) -> list[dict]:
             dict(base, metric="time_ratio_benchtop_over_ideal", value=float(np.median(ratios)))]
 
 
+def _same_snr(stored: Any, snr: float | None) -> bool:
+    """A row's SNR against a level; "no in-loop noise" is None in memory and an empty field in results.csv."""
+    missing = stored is None or stored == "" or (isinstance(stored, float) and np.isnan(stored))
+    return missing if snr is None else stored == snr
+
+
 def _median_interval(values: list[float]) -> str:
     values = np.asarray(values, float)
     if len(values) < 3:
@@ -153,7 +160,7 @@ def summary(rows: list[dict]) -> str:
             cells = []
             for snr in SNRS_DB:
                 values = [r["value"] for r in rows if r["part"] == "gradient" and r["model"] == model
-                          and r["profile"] == profile and r.get("snr_db") == snr]
+                          and r["profile"] == profile and _same_snr(r.get("snr_db"), snr)]
                 cells.append(f"{'none' if snr is None else f'{snr:g} dB'}: {_median_interval(values)}")
             lines.append(f"  {model:13s} {profile:13s} " + "; ".join(cells))
     lines.append("Calibrated twin, held-out state NMSE (median [95 % interval])")
@@ -195,7 +202,7 @@ def plot(directory: Path | str) -> list[Path]:
             x, med, lo, hi = [], [], [], []
             for k, snr in enumerate(SNRS_DB):
                 values = np.array([r["value"] for r in rows if r["part"] == "gradient" and r["model"] == model
-                                   and r["profile"] == profile and r.get("snr_db") == snr])
+                                   and r["profile"] == profile and _same_snr(r.get("snr_db"), snr)])
                 if values.size:
                     x.append(k)
                     med.append(np.median(values))
@@ -204,7 +211,8 @@ def plot(directory: Path | str) -> list[Path]:
             row_axes[1].plot(x, med, "o-", color=f"C{j + 1}", label=profile)
             row_axes[1].fill_between(x, lo, hi, color=f"C{j + 1}", alpha=0.15)
         row_axes[1].set_xticks(range(len(SNRS_DB)), ["none" if s is None else f"{s:g}" for s in SNRS_DB])
-        row_axes[1].set(title=f"{model}: physical vs exact gradient", xlabel="in-loop SNR (dB) at node RMS 0.3",
+        row_axes[1].set(title=f"{model}: physical vs exact gradient",
+                        xlabel="in-loop SNR (dB) at node RMS 0.3, replacing the profile's own in-loop noise",
                         ylabel="cosine similarity (median, min–max)", ylim=(-0.1, 1.05))
         row_axes[1].legend(fontsize=7)
         metrics = ("state_nmse_nominal", "state_nmse_calibrated", "state_nmse_structural_gap")
@@ -214,7 +222,8 @@ def plot(directory: Path | str) -> list[Path]:
             row_axes[2].bar(np.arange(3) + 0.27 * j, np.maximum(values, 1e-12), width=0.27, color=f"C{j + 1}",
                             label=profile)
         row_axes[2].set_xticks(np.arange(3) + 0.27, ["nominal twin", "calibrated twin", "structural gap"])
-        row_axes[2].set(yscale="log", ylabel="held-out state NMSE (median)", title=f"{model}: what a twin misses")
+        row_axes[2].set(yscale="log", ylabel="held-out state NMSE, median",
+                        title=f"{model}: what a twin misses (0 drawn at 1e-12)")
         row_axes[2].legend(fontsize=7)
     fig.tight_layout()
     return [save_figure(fig, directory, "device_physics")]
