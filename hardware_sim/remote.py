@@ -138,9 +138,11 @@ class RemoteDevice:
         timeout: seconds to wait for each reply before ``DeviceTimeout`` (a measurement's own duration
             included: set it above the instrument's longest measurement).
 
-    Example:
-        >>> device = RemoteDevice("tcp://127.0.0.1:5555")       # python -m hardware_sim.serve --port 5555
-        >>> result = train_on_device(RetryingDevice(device), u, y, mode="physical_backprop", ...)
+    Example (with ``python -m hardware_sim.serve --port 5555`` running; the README's "Bring your own device"
+    runs it end to end)::
+
+        device = RemoteDevice("tcp://127.0.0.1:5555")
+        result = train_on_device(RetryingDevice(device), u, y, mode="physical_backprop", washout=10)
     """
 
     def __init__(self, address: str, *, timeout: float = 30.0):
