@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from experiments.hil_vs_digital import BATCH_SIZE, N_UNITS, task_data, test_errors
+from experiments.statistics import median_interval
 from hardware_sim import delay_device
 from hardware_sim.baselines import (
     MismatchPrior,
@@ -110,14 +111,6 @@ def _short(value: Any) -> Any:
     return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
-def bootstrap_median(values: Any, *, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    """Median and its 95 % percentile bootstrap interval (resampling the devices with replacement)."""
-    values = np.asarray(values, np.float64)
-    draws = np.random.default_rng(seed).choice(values, (n_resamples, len(values)))
-    low, high = np.percentile(np.median(draws, axis=1), [2.5, 97.5])
-    return float(np.median(values)), float(low), float(high)
-
-
 def summary(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'task':8s} {'method':20s} {'test error: median [95% CI]':>34s} {'calls':>7s} {'samples':>9s} "
              f"{'s/device':>8s}"]
@@ -126,8 +119,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
             chosen = [r for r in rows if r["task"] == task and r["method"] == method]
             if not chosen:
                 continue
-            median, low, high = bootstrap_median([float(r["test_error"]) for r in chosen])
-            lines.append(f"{task:8s} {method:20s} {median:12.4g} [{low:8.4g}, {high:8.4g}] "
+            error = median_interval([float(r["test_error"]) for r in chosen])
+            lines.append(f"{task:8s} {method:20s} {error.value:12.4g} [{error.low:8.4g}, {error.high:8.4g}] "
                          f"{np.median([float(r['n_calls']) for r in chosen]):7.0f} "
                          f"{np.median([float(r['n_samples']) for r in chosen]):9.0f} "
                          f"{np.mean([float(r['seconds']) for r in chosen]):8.1f}")

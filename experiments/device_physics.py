@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
+from experiments.statistics import median_interval
 from experiments.sweep import require_inprocess, run_sweep
 from hardware_sim import calibrate_twin, delay_device
 from hardware_sim.device import PROFILES
@@ -146,11 +147,8 @@ def _same_snr(stored: Any, snr: float | None) -> bool:
 
 
 def _median_interval(values: list[float]) -> str:
-    values = np.asarray(values, float)
-    if len(values) < 3:
-        return f"{np.median(values):.3g}"
-    boot = np.median(np.random.default_rng(0).choice(values, (2000, len(values))), axis=1)
-    return f"{np.median(values):.3g} [{np.quantile(boot, 0.025):.3g}, {np.quantile(boot, 0.975):.3g}]"
+    """``median [95 % bootstrap interval]`` over the devices (the median alone for fewer than two)."""
+    return f"{np.median(values):.3g}" if len(values) < 2 else median_interval(values).format()
 
 
 def summary(rows: list[dict]) -> str:

@@ -34,7 +34,7 @@ import scipy.signal
 
 from hardware_sim import loop as physics
 from hardware_sim import nonidealities as nl
-from reservoir.core import DivergenceError, run
+from reservoir.core import raise_if_diverged, run
 from reservoir.delay import DelayParams, delay_reservoir
 from reservoir.esn import ESNParams
 from reservoir.trainable import TRAINABLE_FIELDS, split_trainable
@@ -229,7 +229,7 @@ class Device:
 
         # 1. derivative passes: the experimenter's ã through the open-loop modulator, bias shifted by ± a quarter
         # fringe; the difference of the two readings
-        arguments = over(lambda u, x: physics.modulator_arguments(written, u, x, self._loop))(inputs, states)
+        arguments = over(lambda u, x: physics.modulator_arguments(written, u, x))(inputs, states)
         readings = []
         for sign in (1.0, -1.0):
             true, _, output_key = self._write(written, inputs)
@@ -249,7 +249,8 @@ class Device:
         scale = 0.5 * full_scale / peak if peak > 0 else 1.0  # κ: the injection uses half the drive range
         multiplier = over(physics.reverse_time)(physics.through_dac(derivative, self._loop))
         epsilon = jnp.asarray(self._delay_offset, dtype)
-        ring = over(lambda i, m, n: physics.backward_ring(true, self._loop, self._filter, i, m, n, epsilon))
+        ring = lambda true, *signals: over(
+            lambda i, m, n: physics.backward_ring(true, self._loop, self._filter, i, m, n, epsilon))(*signals)
         recordings = []
         for sign in (1.0, -1.0):
             injection = over(physics.reverse_time)(physics.through_dac(sign * scale * error, self._loop))
@@ -257,7 +258,7 @@ class Device:
             rng = self._count(inputs)
             noise = (rng.standard_normal(injection.shape, np.float32).astype(dtype) if self._loop.noisy
                      else np.zeros(injection.shape, dtype))
-            recorded, self._output_state = self._output.apply(ring(injection, multiplier, noise),
+            recorded, self._output_state = self._output.apply(ring(true, injection, multiplier, noise),
                                                               self._output_state, output_key)
             recordings.append(self._checked("backward signal", over(physics.reverse_time)(recorded)))
         recorded = (recordings[0] - recordings[1]) / 2
@@ -355,12 +356,8 @@ class Device:
         return states
 
     def _checked(self, what: str, signal: jax.Array) -> jax.Array:
-        finite = np.isfinite(np.asarray(signal))
-        if not finite.all():
-            bad = np.argwhere(~finite)[0]
-            where = f"time step {bad[-2]}" + (f" of sequence {bad[0]}" if finite.ndim == 3 else "")
-            raise DivergenceError(f"the device's {what} (call {self._n_calls}) became NaN/inf at {where}: a "
-                                  f"non-idealities level or the drive is out of any physical range")
+        raise_if_diverged(signal, f"the device's {what} (call {self._n_calls})",
+                          "a non-idealities level or the drive is out of any physical range")
         return signal
 
     def _params(self, input_side: Mapping[str, Any] | None) -> Any:
@@ -487,7 +484,7 @@ PROFILE_SOURCES: dict[str, str] = {
 }
 
 
-def profile_options(profile: str, n_units: int, model: str, seed: int, node_separation: float | None,
+def profile_options(profile: str, model: str, seed: int, node_separation: float | None,
                     **overrides: Any) -> dict[str, Any]:
     """``wrap_device`` options of a named profile for one device, with ``overrides`` on top.  Per-device draws
     (the delay offset ε, the sin² filter's time-constant error) come from ``seed``."""
@@ -623,6 +620,6 @@ def delay_device(
     """
     nominal = delay_reservoir(n_units, n_inputs, model=model, seed=seed, **dict(reservoir_options or {}))
     if profile is not None:
-        device_options = profile_options(profile, n_units, nominal.model, seed, nominal.node_separation,
+        device_options = profile_options(profile, nominal.model, seed, nominal.node_separation,
                                          **device_options)
     return wrap_device(nominal, seed=seed, **device_options)

@@ -222,10 +222,14 @@ def intensity(params: DelayParams, arguments: jax.Array, visibility: Any) -> jax
     return 0.5 - 0.5 * visibility * trig.sin(2 * arguments + math.pi / 2)  # (1 − v cos 2a)/2
 
 
+def written_drive(params: DelayParams, inputs: jax.Array) -> jax.Array:
+    """β (M u + m₀) for (…, T, D) inputs: what the drive DAC is asked to write, (…, T, N)."""
+    return params.input_gain * (inputs @ params.mask.T + params.bias_mask)
+
+
 def drive(params: DelayParams, inputs: jax.Array, physics: LoopPhysics) -> jax.Array:
-    """β (M u + m₀) for (…, T, D) inputs, through the drive DAC (clip at ± range · π, quantise): (…, T, N)."""
-    value = params.input_gain * (inputs @ params.mask.T + params.bias_mask)
-    return through_dac(value, physics)
+    """The written drive through the drive DAC (clip at ± range · π, quantise): (…, T, N)."""
+    return through_dac(written_drive(params, inputs), physics)
 
 
 def through_dac(value: jax.Array, physics: LoopPhysics) -> jax.Array:
@@ -378,13 +382,12 @@ def input_side_gradients(written: DelayParams, inputs: jax.Array, states: jax.Ar
     }
 
 
-def modulator_arguments(written: DelayParams, inputs: jax.Array, states: jax.Array, physics: LoopPhysics
-                        ) -> jax.Array:
+def modulator_arguments(written: DelayParams, inputs: jax.Array, states: jax.Array) -> jax.Array:
     """ã = g_post,written F̃_{p−D} + drive: the arguments the experimenter writes for the derivative pass (without
     the bias, which the modulator's own bias port holds)."""
     _, g_post = gains(written)
     lag = written.n_units + DELAY_EXTRA[written.model]
-    return g_post * shift_flat(states, lag) + written.input_gain * (inputs @ written.mask.T + written.bias_mask)
+    return g_post * shift_flat(states, lag) + written_drive(written, inputs)
 
 
 def check_loop_model(params: Any) -> None:
