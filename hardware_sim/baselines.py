@@ -31,7 +31,8 @@ In-situ baselines, with every query of their search counted:
   the ridge alpha chosen on held-out chunks measured on the device, one query per grid point (the tuned
   baseline of Hermans, Antonik, Haelterman, Massar, PRL 117, 128301 (2016));
 * ``spsa_tuned`` — SPSA (Spall 1998) with its gains a and c chosen on held-out chunks;
-* ``in_situ_tuned`` — ``hil`` or ``physical_backprop`` with the learning rate chosen on held-out chunks.
+* ``in_situ_tuned`` — ``hil``, ``physical_backprop`` or ``dfa`` with the learning rate chosen on held-out
+  chunks.
 
 Training code reads the device only through ``measure`` / ``adjoint`` and its public counters.
 """
@@ -57,6 +58,7 @@ from hardware_sim.calibration import calibrate_twin, lowpass_nodes
 from hardware_sim.device import DAC_FIELDS, MISMATCH_FIELDS, Device
 from hardware_sim.selection import ALPHAS, Selection, held_out_alphas, select
 from hardware_sim.training import (
+    DFA_FIELDS,
     _ProjectedLoss,
     held_out_score,
     n_held_out,
@@ -355,17 +357,24 @@ def spsa_tuned(device: Device, inputs: Any, targets: Any, *, washout: int = 0, p
 
 
 def in_situ_tuned(device: Device, inputs: Any, targets: Any, *, mode: str, washout: int = 0, pool: bool = False,
-                  names: Sequence[str] = NAMES, space: Mapping[str, Sequence[float]] = LEARNING_RATES,
+                  names: Sequence[str] | None = None, space: Mapping[str, Sequence[float]] = LEARNING_RATES,
                   alphas: Sequence[float] = ALPHAS, validation_fraction: float = 0.2, seed: int = 0,
                   budget: int | None = None, **train_options: Any) -> MethodResult:
-    """``hil`` or ``physical_backprop`` with the learning rate chosen on held-out chunks.
+    """``hil``, ``physical_backprop`` or ``dfa`` with the learning rate chosen on held-out chunks.
 
     Each candidate trains by ``train_on_device(mode, readout="ridge", validation_fraction=...)``, which
     early-stops out of sample on the last chunks (one call per epoch); its score is the best held-out NMSE
     reached.  The winner is deployed with its readout re-fitted (alpha chosen on the held-out chunks) on one
     more measurement.  Cost: every candidate's training and scoring calls, plus one.
+
+    ``names`` defaults to ``NAMES`` (for ``dfa``, those of them in the written drive, ``DFA_FIELDS``: DFA
+    cannot reach the feedback gain).  DFA's feedback scale s is not searched by default: Adam's update is
+    invariant to a common scale of the gradient (up to its ε), so s only moves the result through ε
+    (``tests/test_selection.py`` measures this); pass ``space={"dfa_feedback_scale": ...}`` to search it.
     """
-    check_choice("mode", mode, ("hil", "physical_backprop"))
+    check_choice("mode", mode, ("hil", "physical_backprop", "dfa"))
+    if names is None:
+        names = [name for name in NAMES if mode != "dfa" or name in DFA_FIELDS]
     inputs, targets = _checked(device, inputs, targets, pool)
     n_held = n_held_out(validation_fraction, len(inputs))
 

@@ -269,3 +269,24 @@ def test_digital_baselines_refuse_missing_knowledge():
     with pytest.raises(ValueError, match="snr_db"):
         TwinNoise(snr_db=float("nan"))
     assert device.n_calls == 0
+
+
+def test_dfa_tuned_uses_public_measurements_and_its_feedback_scale_is_inert_under_adam():
+    """in_situ_tuned(mode="dfa") trains the written drive only, through the public proxy, one call per step;
+    scaling DFA's feedback matrix by 10 leaves Adam's steps unchanged (up to ε), which is why the default
+    search does not spend device queries on it."""
+    u, y = _problem(n_sequences=5, n_steps=20)
+    results = {}
+    for scale in (1.0, 10.0):
+        device = PublicOnly(delay_device(6, seed=0, mismatch=0.2))
+        results[scale] = in_situ_tuned(device, u, y, mode="dfa", washout=2, n_epochs=2, batch_size=2,
+                                       space={"learning_rate": [3e-2], "dfa_feedback_scale": [scale]})
+        # per epoch 2 steps and a held-out score, the start's score, the final readout, the deployed readout
+        assert results[scale].n_calls == device.n_calls == 2 * (2 + 1) + 1 + 1 + 1
+    side = results[1.0].params["input_side"]
+    assert set(side) == {"mask", "input_gain", "phase"}  # not the feedback gain: DFA cannot reach it
+    start, _ = split_trainable(delay_device(6, seed=0).nominal_twin(), list(side))
+    assert not np.allclose(side["mask"], start["mask"])  # it did move
+    for name, value in side.items():  # the two runs differ by < 1 % of how far training moved
+        moved = np.abs(np.asarray(value) - np.asarray(start[name])).max()
+        assert np.abs(np.asarray(results[10.0].params["input_side"][name]) - value).max() < 1e-2 * moved
