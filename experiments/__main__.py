@@ -1,21 +1,23 @@
 """Command line: ``python -m experiments {--list | run NAME | NAME | plot DIR}``.
 
-``run NAME [--quick] [--seeds K] [--out DIR] [--scheduler {inprocess|local:K|tcp://HOST:PORT}] [--fresh]``:
-a run killed part-way resumes when started again with the same options (finished units are skipped); a run
-with other options in the same ``--out`` is refused unless ``--fresh`` (which keeps the old one in
-``previous-<time>/``).
+``run NAME [--quick | --full] [--seeds K] [--out DIR] [--scheduler {inprocess|local:K|tcp://HOST:PORT}]
+[--fresh] [--tasks A,B] [--profiles A,B] [--methods A,B]``: a run killed part-way resumes when started again
+with the same options (finished units are skipped); a run with other options in the same ``--out`` is refused
+unless ``--fresh`` (which keeps the old one in ``previous-<time>/``).  ``--full`` and the selections are for
+experiments that have a grid (``hil_vs_digital``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import sys
 from pathlib import Path
 
 from experiments import EXPERIMENTS
-from experiments.results import RunConflict
+from experiments.results import ConfigError, RunConflict
 from experiments.sweep import SchedulerRefused, parse_scheduler
 
 
@@ -30,6 +32,11 @@ def _scheduler(text: str) -> str | None:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """argparse type: a comma-separated list (an empty list is kept, so the experiment can refuse it)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
                           "existing Dask scheduler (needs: pip install -e .[distributed])")
     run.add_argument("--fresh", action="store_true",
                      help="start over: move an earlier run in DIR/NAME to previous-<time>/ instead of resuming it")
+    run.add_argument("--full", action="store_true", help="the publication grid (experiments with a grid)")
+    for name in ("tasks", "profiles", "methods"):
+        run.add_argument(f"--{name}", type=_names, default=None, metavar="A,B",
+                         help=f"comma-separated {name} to run instead of the grid's (experiments with a grid)")
     plot = commands.add_parser("plot", help="redraw the figures of a finished run from its results.csv")
     plot.add_argument("directory", type=Path, help="DIR/NAME of a finished run (or DIR holding one run)")
     args = parser.parse_args(argv)
@@ -61,10 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         if args.seeds is not None and args.seeds < 1:
             parser.error(f"--seeds must be a positive integer, got {args.seeds}")
+        run_experiment = _module(args.name).run_experiment
+        grid = {name: getattr(args, name) for name in ("full", "tasks", "profiles", "methods")
+                if getattr(args, name) not in (None, False)}
+        refused = sorted(set(grid) - set(inspect.signature(run_experiment).parameters))
+        if refused:
+            parser.error(f"{args.name} has no grid: --{', --'.join(refused)} not accepted")
         try:
-            directory = _module(args.name).run_experiment(out=args.out, quick=args.quick, seeds=args.seeds,
-                                                          scheduler=args.scheduler, fresh=args.fresh)
-        except (RunConflict, SchedulerRefused) as exc:
+            directory = run_experiment(out=args.out, quick=args.quick, seeds=args.seeds, scheduler=args.scheduler,
+                                       fresh=args.fresh, **grid)
+        except (RunConflict, SchedulerRefused, ConfigError) as exc:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
             return 2
         print(f"results in {directory}")

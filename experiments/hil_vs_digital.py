@@ -1,270 +1,384 @@
-"""Hardware-in-the-loop vs digital training of a mismatched opto-electronic delay device (the main experiment).
+"""Digital vs hardware-in-the-loop training of opto-electronic delay devices (the main experiment).
 
-The device is the sine delay reservoir of ``hardware_sim.delay_device``: its physics differs from the nominal
-digital twin by a relative parameter ``mismatch`` (0 … 0.3) and, optionally, detection noise (``snr_db``).  The
-input side (``NAMES``) and a linear readout are trained on three tasks (``TASKS``) by each method (the gradient
-modes move the input side by Adam while the readout is solved in closed form on every batch inside the loss —
-``train_on_device(readout="ridge")`` — the same objective SPSA estimates):
+The comparison of Hermans, Antonik, Haelterman & Massar (PRL 117, 128301, 2016) — train in a digital model of
+the device, or with the device in the loop — rebuilt so that its answer comes from the devices and not from how
+the baselines were built:
 
-* ``reservoir`` — no training of the input side: the random nominal mask, a ridge readout on measured
-  device states (the "Reservoir" baseline of Hermans et al. 2016; one device query);
-* ``digital`` — BPTT on the twin, deployed on the device as is (no device query during training);
-* ``digital+readout`` — as ``digital``, then the readout re-solved by ridge on measured device states;
-* ``hil`` — forward on the device, backward through the twin (physics-aware training, Wright et al. 2022);
-* ``physical_backprop`` — forward *and* backward on the device (``Device.adjoint``, Hermans et al. 2016);
-* ``spsa`` — gradient-free, two device measurements per step.
+* **Devices** (``hardware_sim.delay_device``, sine delay loop) from two profiles: ``knob_mismatch`` (the device
+  differs from its nominal twin only in the three written knobs, behind 30 dB detection noise: there physical
+  backprop is BPTT on the truth and a calibrated twin can match it) and ``benchtop`` (square-law detection,
+  the RF band-pass, in-loop noise, delay offset and drift, bias drift, DAC/ADC, node spread; values and sources
+  in ``hardware_sim.device.PROFILE_SOURCES``).  Each (profile, mismatch) level draws its own devices
+  (``device_seed``), independent across levels; in a level every method runs on the same devices (paired).
+* **Tasks** (``experiments.tasks``, one split interface): NARMA10 (3000 + 1000 training steps, 2000 test) and
+  Japanese vowels (270 / 370 utterances) by default; channel equalisation (200,000 test symbols, 24 dB) and
+  MNIST-1D (4000 / 1000) on request.  The task's validation part is what every search holds out; the test part
+  is measured once, on the device, at the end.
+* **Methods**, every hyperparameter chosen on the held-out validation part (``hardware_sim.baselines``; device
+  queries of an in-situ search count as that method's cost):
 
-Tasks (inputs scaled so the nominal device is in a sensible regime; every sequence starts from rest):
+  - no device: ``linear_taps`` / ``volterra_taps`` (time series) or ``ridge_raw`` / ``logistic_raw`` /
+    ``mlp_raw`` (classification), ``experiments.baselines``;
+  - in-situ reservoir: ``reservoir`` (random mask, α chosen; one call), ``reservoir_tuned`` (its three knobs
+    scanned on the device, the protocol of the 2016 paper's baseline);
+  - digital (trained in a model, deployed with the readout re-fitted on one measurement): ``digital+readout``,
+    ``digital_noise_aware``, ``digital_randomized``, ``calibrated_twin``;
+  - in situ: ``hil`` (physics-aware training, Wright et al. 2022), ``physical_backprop`` (the device computes
+    the backward pass, Hermans et al. 2016), ``dfa`` (augmented direct feedback alignment, Nakajima et al.
+    2022), ``spsa``.
 
-* ``narma10`` — NARMA10, training in chunks of 100 steps, test NMSE on one long sequence;
-* ``channel`` — nonlinear channel equalisation (Jaeger & Haas 2004) at ``CHANNEL_SNR_DB``: recover d(n−2)
-  from the received u(n) (scaled by 1/4), chunks of 100 steps; the error is the symbol error rate (SER);
-* ``digits`` — the 8×8 digits read row by row (8 steps of 8 inputs); the readout regresses the one-hot label
-  from the states averaged over the 8 steps, the class is the argmax of its outputs; the error is the
-  misclassification rate.  The readout is trained on the states averaged over the 8 steps (``pool``).
+* **Statistics** (``experiments.statistics``): per cell (task, profile, mismatch) every method's median test
+  error with a 95 % bootstrap interval over devices, and against the strongest digital baseline of the cell
+  (lowest median) the fraction of devices where it wins (Wilson interval) and the median paired ratio of
+  errors (bootstrap interval).  The no-device baselines use the same data seeds, so they pair with the devices.
 
-A unit is (task × mismatch × snr × seed): a fresh device (device seed = seed, data seed =
-``DATA_SEED_OFFSET`` + seed) for every method, so no method sees another's drift or noise stream.  Digital
-training does not touch the device, so it runs once per (task, seed) and is reused across mismatch and noise
-levels (cached per process; it is deterministic, so every executor gives the same numbers).  Rows: the task's
-error (``test_error``: NMSE, SER or error rate), ``test_nmse``, ``device_samples``, and per-epoch
-``train_loss`` (with ``epoch``), each with ``device_queries`` (device calls spent by training; for
-``train_loss`` the queries spent by the end of that epoch — every epoch makes the same calls).
+Sizes: ``quick()`` (tests, about a minute), the default (``make demo``, ≤ 10 minutes on 2 cores: NARMA10 only,
+both profiles, 4 devices each, 6 epochs), ``full()`` (``--full``: both tasks, ≥ 20 devices per level; ``--tasks``,
+``--profiles``, ``--methods`` select a larger or smaller grid).  Results: ``results.csv`` (one row per task,
+profile, mismatch, device and method: test error, device calls, samples and device time, the chosen
+hyperparameters; byte-identical for the same command), ``timings.csv`` (wall seconds, which vary), figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from experiments import metrics, tasks
-from experiments.results import open_run, pyplot, read_rows, save_figure, write_rows
-from experiments.sweep import run_sweep
+from experiments import baselines as no_device
+from experiments import tasks
+from experiments.results import ConfigError, open_run, pyplot, read_rows, save_figure, write_rows
+from experiments.statistics import markdown_table, median_interval, summarise_cell
+from experiments.sweep import parse_scheduler, run_sweep
 from hardware_sim import delay_device
-from hardware_sim.training import device_predictions, device_ridge_readout, ridge_objective, train_on_device
+from hardware_sim.baselines import (
+    MismatchPrior,
+    TwinNoise,
+    deployed_readout,
+    digital_tuned,
+    in_situ_tuned,
+    reservoir_tuned,
+    spsa_tuned,
+)
+from hardware_sim.training import DFA_FIELDS, device_predictions, device_seconds
 from readout.features import one_hot
 from reservoir.trainable import split_trainable
 
-DESCRIPTION = "Reservoir vs digital vs HIL vs physical backprop vs SPSA on a mismatched, noisy delay device"
-COLUMNS = ("task", "method", "mismatch", "snr_db", "seed", "metric", "value", "device_queries", "epoch")
-TASKS = ("narma10", "channel", "digits")
-ERROR_NAMES = {"narma10": "test NMSE", "channel": "symbol error rate", "digits": "error rate"}
-METHODS = ("reservoir", "digital", "digital+readout", "hil", "physical_backprop", "spsa")
-TRAINED_ON_DEVICE = ("hil", "physical_backprop", "spsa")
-MISMATCHES = (0.0, 0.05, 0.1, 0.2, 0.3)
-SNRS: tuple[float | None, ...] = (None, 30.0)  # None: no detection noise
-QUICK_MISMATCHES = (0.0, 0.3)
-QUICK_SNRS: tuple[float | None, ...] = (None,)
-QUICK_TASKS = ("narma10", "digits")
-DEFAULT_SEEDS, QUICK_SEEDS = 5, 1
-N_UNITS = 30
-NAMES = ("mask", "input_gain", "feedback_gain", "phase")
+DESCRIPTION = "Digital vs hardware-in-the-loop training on knob-mismatched and benchtop delay devices"
+COLUMNS = ("task", "profile", "mismatch", "device", "method", "test_error", "n_calls", "n_samples",
+           "device_seconds", "hyperparameters")
+DIGITAL = ("digital+readout", "digital_noise_aware", "digital_randomized", "calibrated_twin")
+IN_SITU = ("hil", "physical_backprop", "dfa", "spsa")
+RESERVOIR = ("reservoir", "reservoir_tuned")
+DEVICE_METHODS = (*RESERVOIR, *DIGITAL, *IN_SITU)
+NO_DEVICE = {"regression": no_device.BASELINES["regression"],
+             "classification": no_device.BASELINES["classification"]}
+ERROR_NAMES = {"nmse": "test NMSE", "symbol_error_rate": "symbol error rate", "error_rate": "error rate"}
 DATA_SEED_OFFSET = 1000
-CHANNEL_SNR_DB = 24.0
-CHANNEL_INPUT_SCALE = 0.25
-# Time series: training in chunks of `chunk` steps (each from rest), test on one long sequence.
-SERIES = dict(n_train=1000, n_test=1000, chunk=100, washout=20, test_washout=50)
-QUICK_SERIES = dict(SERIES, n_train=600, n_test=600)
-DIGITS = dict(n_train=500, n_test=400)
-QUICK_DIGITS = dict(n_train=200, n_test=200)
-# digital, digital+readout, hil, physical_backprop: Adam on the input side, the readout solved in closed form on
-# every batch inside the loss (readout="ridge"); early-stopped on the last 20% of the chunks (start included).
-GRADIENT = dict(n_epochs=12, learning_rate=3e-2, validation_fraction=0.2, readout="ridge")
-BATCH_SIZE = {"narma10": 4, "channel": 4, "digits": 100}
-SPSA = dict(n_epochs=30, spsa_gain=0.5, spsa_perturbation=0.1)  # one step per epoch
-QUICK_GRADIENT = dict(GRADIENT, n_epochs=3)
-QUICK_SPSA = dict(SPSA, n_epochs=6)
-ALPHA = 1e-4
-# Query cost of one training objective with many parameters (digits: 30 x 8 mask + 3 scalars = 243):
-# hil with its default settings against SPSA given a budget of SPSA_BUDGET_STEPS steps (2 queries each).
-QUERY_COST = dict(task="digits", mismatch=0.1, snr_db=None)
-SPSA_BUDGET_STEPS, QUICK_SPSA_BUDGET_STEPS = 400, 10
-COLORS = {"reservoir": "0.45", "digital": "C0", "digital+readout": "C1", "hil": "C3",
-          "physical_backprop": "C4", "spsa": "C2"}
+# The input side every method trains (SPSA, the gradient modes, the digital baselines; DFA those of them in the
+# written drive): the input and bias masks (each node's operating point) and the three knobs.
+NAMES = ("mask", "bias_mask", "input_gain", "feedback_gain", "phase")
 
 
 @dataclasses.dataclass(frozen=True)
-class TaskData:
-    """Training sequences (B, T, D) / targets (B, T, O); test inputs, targets and what scores them."""
+class Layout:
+    """How a task meets the device: ``n_units`` virtual nodes; training in mini-batches of ``batch_size``
+    sequences; a time series cut into chunks of ``chunk`` steps, each measured from rest, its first
+    ``chunk_washout`` steps not fitted, and the test series preceded by ``test_warmup`` steps of the
+    validation part; inputs multiplied by ``input_scale``; ``options`` go to ``tasks.load_task``."""
 
-    u_train: np.ndarray
-    y_train: np.ndarray
-    u_test: np.ndarray
-    y_test: np.ndarray
+    n_units: int
+    batch_size: int
+    chunk: int = 0
+    chunk_washout: int = 0
+    test_warmup: int = 0
+    input_scale: float = 1.0
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+LAYOUTS = {
+    "narma10": Layout(n_units=50, batch_size=4, chunk=200, chunk_washout=20, test_warmup=50),
+    "channel_equalisation": Layout(n_units=50, batch_size=4, chunk=200, chunk_washout=20, test_warmup=50,
+                                   input_scale=0.25, options=(("snr_db", 24.0),)),
+    "japanese_vowels": Layout(n_units=100, batch_size=32),
+    "mnist1d": Layout(n_units=100, batch_size=100),
+}
+# What the twin knows of each profile: the datasheet's noise, converters and tolerances (never a device's draw).
+# knob_mismatch adds 30 dB detection noise to the profile; benchtop carries its own (30 dB in the loop, 40 dB
+# at detection, a 10-bit ADC on ±2.5, node spread of 2 % gain and 0.01 offset).
+PROFILE_NOISE = {"knob_mismatch": {"snr_db": 30.0}, "benchtop": {}}
+TWIN_NOISE = {"knob_mismatch": TwinNoise(snr_db=30.0),
+              "benchtop": TwinNoise(snr_db=30.0, adc_bits=10, adc_range=(-2.5, 2.5))}
+NODE_SPREAD = {"knob_mismatch": {}, "benchtop": {"gain_spread": 0.02, "offset_spread": 0.01}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """One run's configuration: ``tasks`` × ``levels`` ((profile, mismatch) pairs) × ``n_devices`` devices ×
+    ``methods`` (device methods; the no-device baselines of each task always run).  ``n_epochs``: the
+    gradient methods' epochs (early-stopped on the held-out part); ``spsa_steps``: SPSA steps per candidate;
+    ``calibration``: ``calibrate_twin``'s options; ``sizes``: per-task ``load_task`` options that shrink it."""
+
+    tasks: tuple[str, ...] = ("narma10",)
+    levels: tuple[tuple[str, float], ...] = (("knob_mismatch", 0.3), ("benchtop", 0.3))
+    n_devices: int = 4
+    methods: tuple[str, ...] = DEVICE_METHODS
+    n_epochs: int = 6
+    spsa_steps: int = 15
+    calibration: tuple[tuple[str, Any], ...] = (("n_steps", 1500), ("n_repeats", 2))
+    sizes: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_grid(self)
+
+    @classmethod
+    def quick(cls) -> Grid:
+        """About a minute: NARMA10 shortened, both profiles, 2 devices, short training."""
+        return cls(n_devices=2, n_epochs=2, spsa_steps=3, calibration=(("n_steps", 300), ("n_repeats", 1)),
+                   sizes=(("narma10", (("n_train", 1000), ("n_validation", 400), ("n_test", 1000))),))
+
+    @classmethod
+    def full(cls) -> Grid:
+        """The publication grid: NARMA10 and Japanese vowels, both profiles at 30 % mismatch, 20 devices."""
+        return cls(tasks=("narma10", "japanese_vowels"), n_devices=20, n_epochs=8, spsa_steps=20)
+
+    def task_options(self, task: str) -> dict[str, Any]:
+        return dict(LAYOUTS[task].options) | dict(dict(self.sizes).get(task, ()))
+
+
+def check_grid(grid: Grid) -> None:
+    """Refuse a grid that names an unknown task, profile or method, is empty, or has no devices
+    (``ConfigError``: the command line turns it into a one-line error and exit code 2)."""
+    for name, values, known in (("tasks", grid.tasks, tuple(LAYOUTS)),
+                                ("profiles", tuple(p for p, _ in grid.levels), tuple(PROFILE_NOISE)),
+                                ("methods", grid.methods, DEVICE_METHODS)):
+        if not values:
+            raise ConfigError(f"{name} must name at least one of {list(known)}, got an empty grid")
+        unknown = [value for value in values if value not in known]
+        if unknown:
+            raise ConfigError(f"unknown {name} {unknown}: expected some of {list(known)}")
+    if not isinstance(grid.n_devices, int) or grid.n_devices <= 0:
+        raise ConfigError(f"the number of devices must be a positive integer, got {grid.n_devices!r}")
+    for profile, mismatch in grid.levels:
+        if not (isinstance(mismatch, (int, float)) and 0 <= mismatch < 1):
+            raise ConfigError(f"mismatch of profile {profile!r} must be in [0, 1), got {mismatch!r}")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """A task laid out for the device: training sequences (B, T, D) with targets (B, T, O), or one one-hot
+    row per sequence (B, C) with ``pool``; the last ``n_held`` sequences are the task's validation part
+    (what every search holds out); the test inputs and how many warm-up steps precede the scored ones."""
+
+    task: tasks.TaskData
+    inputs: np.ndarray
+    targets: np.ndarray
+    n_held: int
     washout: int
-    test_washout: int
-    pool: bool = False  # digits: one target per sequence, read from the states averaged over its steps
-    labels_test: np.ndarray | None = None
+    pool: bool
+    test_inputs: np.ndarray
+    test_warmup: int
+    batch_size: int
+
+    @property
+    def validation_fraction(self) -> float:
+        return self.n_held / len(self.inputs)
 
 
-def snr_label(snr_db: Any) -> str:
-    return "no noise" if snr_db in (None, "", "none") else f"{float(snr_db):g} dB"
+def _chunks(series: np.ndarray, chunk: int) -> np.ndarray:
+    n = len(series) // chunk
+    return series[: n * chunk].reshape(n, chunk, -1)
 
 
 @functools.cache
-def task_data(task: str, seed: int, quick: bool) -> TaskData:
-    """The task's data for ``seed`` (cached: every method and device level of a unit shares it)."""
-    data_seed = DATA_SEED_OFFSET + seed
-    if task == "digits":
-        sizes = QUICK_DIGITS if quick else DIGITS
-        sequences, labels = tasks.digits_sequences()
-        x_train, x_test, l_train, l_test = tasks.digits_train_test_split(sequences, labels, seed=data_seed)
-        x_train, l_train = x_train[: sizes["n_train"]], l_train[: sizes["n_train"]]
-        x_test, l_test = x_test[: sizes["n_test"]], l_test[: sizes["n_test"]]
-        return TaskData(x_train, one_hot(l_train, 10), x_test, one_hot(l_test, 10), 0, 0, True, l_test)
-    series = QUICK_SERIES if quick else SERIES
-    n_train, n_test, chunk = series["n_train"], series["n_test"], series["chunk"]
-    if task == "narma10":
-        u, y = tasks.narma10(n_train + n_test, seed=data_seed)
-    elif task == "channel":
-        u, y = tasks.channel_equalisation(n_train + n_test, snr_db=CHANNEL_SNR_DB, seed=data_seed)
-        u = CHANNEL_INPUT_SCALE * u
+def device_data(task_name: str, device: int, options: tuple[tuple[str, Any], ...]) -> DeviceData:
+    """The data of device ``device`` (data seed ``DATA_SEED_OFFSET + device``; cached: every method and
+    level of that device index shares it)."""
+    layout = LAYOUTS[task_name]
+    task = tasks.load_task(task_name, DATA_SEED_OFFSET + device, **dict(options))
+    scale = layout.input_scale
+    if task.kind == "regression":
+        fit = [_chunks(part.inputs[start:], layout.chunk) for part, start in
+               ((task.train, task.washout), (task.validation, 0))]
+        targets = [_chunks(part.targets[start:], layout.chunk) for part, start in
+                   ((task.train, task.washout), (task.validation, 0))]
+        test = np.concatenate([task.validation.inputs[-layout.test_warmup:], task.test.inputs])
+        return DeviceData(task, scale * np.concatenate(fit), np.concatenate(targets), len(fit[1]),
+                          layout.chunk_washout, False, scale * test, layout.test_warmup, layout.batch_size)
+    fit = task.fit_part()
+    return DeviceData(task, scale * fit.inputs, one_hot(fit.targets, task.n_classes), len(task.validation.inputs),
+                      0, True, scale * task.test.inputs, 0, layout.batch_size)
+
+
+def device_seed(profile: str, mismatch: float, device: int) -> int:
+    """An independent device for every (profile, mismatch level, index): levels do not share a draw."""
+    entropy = [sorted(PROFILE_NOISE).index(profile), round(1000 * mismatch), device]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2**31)
+
+
+def make_device(task_name: str, profile: str, mismatch: float, device: int, n_inputs: int):
+    return delay_device(LAYOUTS[task_name].n_units, n_inputs, seed=device_seed(profile, mismatch, device),
+                        profile=profile, mismatch=mismatch, **PROFILE_NOISE[profile])
+
+
+# --------------------------------------------------------------------------------------------- methods
+
+
+def run_method(method: str, device, data: DeviceData, grid: Grid, profile: str, mismatch: float, seed: int):
+    """``method`` trained on ``device``: a ``hardware_sim.baselines.MethodResult``-like tuple
+    (params, n_calls, n_samples, hyperparameters); every query it spends is on ``device``'s counters."""
+    common = dict(washout=data.washout, pool=data.pool, validation_fraction=data.validation_fraction)
+    gradient = dict(n_epochs=grid.n_epochs, batch_size=data.batch_size, seed=seed)
+    names = [name for name in NAMES if method != "dfa" or name in DFA_FIELDS]
+    u, y = data.inputs, data.targets
+    if method == "reservoir":  # the nominal random mask, alpha chosen on the held-out part (one call)
+        side, _ = split_trainable(device.nominal_twin(), ["mask"])
+        readout, alpha, _ = deployed_readout(device, side, u, y, data.n_held, washout=data.washout,
+                                             pool=data.pool)
+        return {"input_side": side, "readout": readout}, device.n_calls, device.n_samples, {"alpha": alpha}
+    if method == "reservoir_tuned":
+        result = reservoir_tuned(device, u, y, **common)
+    elif method == "spsa":
+        result = spsa_tuned(device, u, y, names=names, n_steps=grid.spsa_steps, seed=seed, **common)
+    elif method in IN_SITU:
+        result = in_situ_tuned(device, u, y, mode=method, names=names, **common, **gradient)
     else:
-        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
-    return TaskData(u[:n_train].reshape(-1, chunk, 1), y[:n_train].reshape(-1, chunk, 1), u[n_train:], y[n_train:],
-                    series["washout"], series["test_washout"])
+        kind = {"digital+readout": "digital", "digital_noise_aware": "noise_aware",
+                "digital_randomized": "randomized", "calibrated_twin": "calibrated"}[method]
+        prior = MismatchPrior(relative=mismatch, absolute=mismatch, **NODE_SPREAD[profile])
+        result = digital_tuned(device, u, y, kind=kind, names=names, noise=TWIN_NOISE[profile], prior=prior,
+                               calibration_options=dict(grid.calibration), **common, **gradient)
+    return result.params, result.n_calls, result.n_samples, result.hyperparameters
 
 
-def test_errors(task: str, device, params: dict[str, Any], data: TaskData) -> dict[str, float]:
-    """``test_error`` (the task's own measure) and ``test_nmse`` of ``params`` measured on ``device``."""
-    predictions = device_predictions(device, params, data.u_test, washout=data.test_washout, pool=data.pool)
-    if data.pool:
-        nmse = metrics.nmse(data.y_test, predictions)
-        error = 1 - metrics.accuracy(data.labels_test, predictions.argmax(axis=-1))
-        return {"test_error": float(error), "test_nmse": float(nmse)}
-    w = data.test_washout
-    nmse = metrics.nmse(data.y_test[w:], predictions[w:])
-    error = metrics.symbol_error_rate(data.y_test[w:], predictions[w:]) if task == "channel" else nmse
-    return {"test_error": float(error), "test_nmse": float(nmse)}
-
-
-def make_device(unit: dict[str, Any]):
-    n_inputs = task_data(unit["task"], unit["seed"], unit["quick"]).u_train.shape[-1]
-    return delay_device(N_UNITS, n_inputs, seed=unit["seed"], mismatch=unit["mismatch"], snr_db=unit["snr_db"])
-
-
-def training_options(task: str, method: str, quick: bool) -> dict[str, Any]:
-    if method == "spsa":
-        return dict(QUICK_SPSA if quick else SPSA)
-    return dict(QUICK_GRADIENT if quick else GRADIENT, batch_size=BATCH_SIZE[task])
-
-
-@functools.cache
-def digital_training(task: str, seed: int, quick: bool) -> tuple[dict[str, Any], tuple[float, ...]]:
-    """BPTT on the nominal twin (the device is not queried, so its mismatch and noise do not matter):
-    the trained parameters and the per-epoch training loss; once per (task, seed) and process."""
-    device = make_device(dict(task=task, seed=seed, quick=quick, mismatch=0.0, snr_db=None))
-    data = task_data(task, seed, quick)
-    result = train_on_device(device, data.u_train, data.y_train, mode="digital", names=NAMES,
-                             washout=data.washout, alpha=ALPHA, seed=seed, pool=data.pool,
-                             **training_options(task, "digital", quick))
-    assert result.n_calls == 0, "digital training must not query the device"
-    return result.params, tuple(result.history["train"])
-
-
-def method_params(method: str, unit: dict[str, Any], device, data: TaskData) -> tuple[dict, tuple[float, ...]]:
-    """The deployed parameters of ``method`` on ``device`` and its per-epoch training losses."""
-    ridge = functools.partial(device_ridge_readout, device, inputs=data.u_train, targets=data.y_train,
-                              washout=data.washout, alpha=ALPHA, pool=data.pool)
-    if method == "reservoir":
-        start, _ = split_trainable(device.nominal_twin(), list(NAMES))
-        return {"input_side": start, "readout": ridge(start)}, ()
-    if method in ("digital", "digital+readout"):
-        params, losses = digital_training(unit["task"], unit["seed"], unit["quick"])
-        if method == "digital+readout":
-            params = dict(params, readout=ridge(params["input_side"]))
-        return params, losses
-    result = train_on_device(device, data.u_train, data.y_train, mode=method, names=NAMES,
-                             washout=data.washout, alpha=ALPHA, seed=unit["seed"], pool=data.pool,
-                             **training_options(unit["task"], method, unit["quick"]))
-    return result.params, tuple(result.history["train"])
+def test_error(device, params: dict[str, Any], data: DeviceData) -> float:
+    """The task's metric of ``params`` deployed on ``device``: the test part measured once."""
+    predictions = device_predictions(device, params, data.test_inputs, pool=data.pool)
+    return data.task.score(data.task.test, predictions[data.test_warmup:])
 
 
 def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every method on fresh devices of one (task, mismatch, snr, seed): the unit's rows (or, for a unit of
-    ``kind="query_cost"``, ``query_cost_rows``)."""
-    if unit.get("kind") == "query_cost":
-        return query_cost_rows(unit)
-    # Small matrices (N = 30): BLAS threads only add overhead, and they fight over the 2 cores when a Dask
-    # cluster runs one unit per core.
-    with threadpool_limits(1, "blas"):
-        data = task_data(unit["task"], unit["seed"], unit["quick"])
-        rows = []
-        for method in METHODS:
-            device = make_device(unit)
-            params, losses = method_params(method, unit, device, data)
-            queries, samples = device.n_calls, device.n_samples  # spent by training (evaluation excluded)
-            errors = test_errors(unit["task"], device, params, data)
-            base = dict(task=unit["task"], method=method, mismatch=unit["mismatch"],
-                        snr_db="none" if unit["snr_db"] is None else unit["snr_db"], seed=unit["seed"],
-                        device_queries=queries)
-            rows += [dict(base, metric=name, value=value) for name, value in errors.items()]
-            rows.append(dict(base, metric="device_samples", value=samples))
-            rows += [dict(base, metric="train_loss", value=float(loss), epoch=epoch,
-                          device_queries=round(queries * (epoch + 1) / len(losses)))
-                     for epoch, loss in enumerate(losses)]
+    """One device index of one (task, profile, mismatch) level: every method on a fresh device of the same
+    seed (no method sees another's drift or noise stream); or, for a unit with ``profile`` None, the task's
+    no-device baselines on that device index's data."""
+    grid = Grid(**{k: _tuples(v) for k, v in unit["grid"].items()})
+    data = device_data(unit["task"], unit["device"], tuple(sorted(grid.task_options(unit["task"]).items())))
+    base = dict(task=unit["task"], profile=unit["profile"] or "", mismatch=unit["mismatch"], device=unit["device"])
+    rows = []
+    with threadpool_limits(1, "blas"):  # small matrices: BLAS threads only fight over the cores
+        if unit["profile"] is None:
+            for name in NO_DEVICE[data.task.kind]:
+                start = time.perf_counter()
+                result = no_device.fit_baseline(name, data.task)
+                rows.append(dict(base, method=name, test_error=float(result.test), n_calls=0, n_samples=0,
+                                 device_seconds=0.0, hyperparameters=_json(result.hyperparameters),
+                                 seconds=time.perf_counter() - start))
+            return rows
+        for method in unit["methods"]:
+            device = make_device(unit["task"], unit["profile"], unit["mismatch"], unit["device"],
+                                 data.inputs.shape[-1])
+            start = time.perf_counter()
+            params, n_calls, n_samples, chosen = run_method(method, device, data, grid, unit["profile"],
+                                                            unit["mismatch"], unit["device"])
+            seconds = time.perf_counter() - start
+            rows.append(dict(base, method=method, test_error=test_error(device, params, data), n_calls=n_calls,
+                             n_samples=n_samples, device_seconds=device_seconds(device, n_samples),
+                             hyperparameters=_json(chosen), seconds=seconds))
     return rows
 
 
-def query_cost_rows(unit: dict[str, Any]) -> list[dict[str, Any]]:
-    """hil vs SPSA on one objective: J(θ), the in-sample ridge NMSE of the training set measured on the device
-    (what SPSA descends), after every epoch (hil) or step (SPSA), against the device queries spent so far.
-    J is scored on a second, identical device (same seed; this configuration has no noise), so scoring costs
-    the trained devices nothing."""
-    with threadpool_limits(1, "blas"):
-        data = task_data(unit["task"], unit["seed"], unit["quick"])
-        objective = ridge_objective(make_device(unit), washout=data.washout, alpha=ALPHA, pool=data.pool)
-        rows = []
-        for method in ("hil", "spsa"):
-            device, scores = make_device(unit), []
-
-            def score(epoch, params, device=device, scores=scores):
-                scores.append((epoch, device.n_calls, objective(params["input_side"], data.u_train, data.y_train)))
-
-            options = training_options(unit["task"], method, unit["quick"])
-            if method == "spsa":
-                options["n_epochs"] = QUICK_SPSA_BUDGET_STEPS if unit["quick"] else SPSA_BUDGET_STEPS
-            train_on_device(device, data.u_train, data.y_train, mode=method, names=NAMES, washout=data.washout,
-                            alpha=ALPHA, seed=unit["seed"], pool=data.pool, callback=score, **options)
-            trained = split_trainable(device.nominal_twin(), list(NAMES))[0]
-            n_parameters = sum(int(np.size(value)) for value in trained.values())
-            rows += [dict(task=unit["task"], method=method, mismatch=unit["mismatch"], snr_db="none",
-                          seed=unit["seed"], metric="train_objective", value=float(value), device_queries=queries,
-                          epoch=epoch, n_parameters=n_parameters) for epoch, queries, value in scores]
-    return rows
+def _tuples(value: Any) -> Any:
+    """JSON lists back to the tuples of a frozen ``Grid``."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
-def config(quick: bool, seed_list: list[int]) -> dict[str, Any]:
-    return {"experiment": "hil_vs_digital", "quick": quick, "seeds": seed_list,
-            "tasks": QUICK_TASKS if quick else TASKS, "methods": METHODS,
-            "mismatches": QUICK_MISMATCHES if quick else MISMATCHES, "snrs_db": QUICK_SNRS if quick else SNRS,
-            "n_units": N_UNITS, "names": NAMES, "alpha": ALPHA, "data_seed_offset": DATA_SEED_OFFSET,
-            "series": QUICK_SERIES if quick else SERIES, "digits": QUICK_DIGITS if quick else DIGITS,
-            "channel_snr_db": CHANNEL_SNR_DB, "channel_input_scale": CHANNEL_INPUT_SCALE,
-            "gradient": QUICK_GRADIENT if quick else GRADIENT, "batch_size": BATCH_SIZE,
-            "spsa": QUICK_SPSA if quick else SPSA, "query_cost": QUERY_COST,
-            "spsa_budget_steps": QUICK_SPSA_BUDGET_STEPS if quick else SPSA_BUDGET_STEPS}
+def _json(values: Mapping[str, Any]) -> str:
+    return json.dumps({k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in values.items()},
+                      sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+# Wall seconds of one unit (all device methods of one device) measured on this 2-core machine, for the
+# estimate printed before a run: NARMA10 at N = 50, Japanese vowels at N = 100; others guessed from size.
+UNIT_SECONDS = {"narma10": 110, "channel_equalisation": 150, "japanese_vowels": 190, "mnist1d": 900}
+
+
+def units_of(grid: Grid) -> list[dict[str, Any]]:
+    """Device-major order: a run stopped part-way has every level with the same number of devices."""
+    plain = json.loads(json.dumps(dataclasses.asdict(grid)))
+    units = []
+    for device in range(grid.n_devices):
+        for task in grid.tasks:
+            units.append(dict(task=task, profile=None, mismatch=None, device=device, methods=[], grid=plain))
+            units += [dict(task=task, profile=profile, mismatch=mismatch, device=device,
+                           methods=list(grid.methods), grid=plain) for profile, mismatch in grid.levels]
+    return units
+
+
+def estimate_seconds(grid: Grid, scheduler: str | None) -> float:
+    kind, value = parse_scheduler(scheduler)
+    workers = value if kind == "local" else 1
+    share = len(grid.methods) / len(DEVICE_METHODS)
+    total = sum(UNIT_SECONDS[task] * share * grid.n_devices * len(grid.levels) for task in grid.tasks)
+    return total / workers
 
 
 def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
-                   scheduler: str | None = None, fresh: bool = False) -> Path:
-    seed_list = list(range(seeds or (QUICK_SEEDS if quick else DEFAULT_SEEDS)))
-    settings = config(quick, seed_list)
+                   scheduler: str | None = None, fresh: bool = False, full: bool = False,
+                   tasks: Sequence[str] | None = None, profiles: Sequence[str] | None = None,
+                   methods: Sequence[str] | None = None, grid: Grid | None = None) -> Path:
+    """Run the grid (``grid``, else ``Grid.quick()``, the default ``Grid()`` or ``Grid.full()``; ``seeds``
+    devices per level, ``tasks`` / ``profiles`` / ``methods`` select), write ``results.csv``,
+    ``timings.csv``, the summary and the figures; resumes a stopped run of the same configuration."""
+    if quick and full:
+        raise ConfigError("choose one of --quick and --full")
+    if grid is None:
+        grid = Grid.quick() if quick else Grid.full() if full else Grid()
+    changes: dict[str, Any] = {}
+    if seeds is not None:
+        changes["n_devices"] = seeds
+    if tasks is not None:
+        changes["tasks"] = tuple(tasks)
+    if profiles is not None:
+        mismatch = dict(grid.levels)
+        changes["levels"] = tuple((profile, mismatch.get(profile, 0.3)) for profile in profiles)
+    if methods is not None:
+        changes["methods"] = tuple(methods)
+    grid = dataclasses.replace(grid, **changes)  # checked by Grid.__post_init__
+    settings = {"experiment": "hil_vs_digital", "grid": dataclasses.asdict(grid),
+                "data_seed_offset": DATA_SEED_OFFSET, "layouts": {t: dataclasses.asdict(LAYOUTS[t])
+                                                                   for t in grid.tasks},
+                "profile_noise": PROFILE_NOISE, "twin_noise": {k: dataclasses.asdict(v)
+                                                               for k, v in TWIN_NOISE.items()}}
     directory = open_run(out, "hil_vs_digital", settings, fresh=fresh)
-    units = [dict(task=task, mismatch=m, snr_db=s, seed=seed, quick=quick) for task in settings["tasks"]
-             for s in settings["snrs_db"] for m in settings["mismatches"] for seed in seed_list]
-    units += [dict(QUERY_COST, kind="query_cost", seed=seed, quick=quick) for seed in seed_list]
+    units = units_of(grid)
+    device_units = sum(1 for unit in units if unit["profile"] is not None)
+    print(f"hil_vs_digital: {len(grid.tasks)} task(s) × {len(grid.levels)} level(s) × {grid.n_devices} devices "
+          f"× {len(grid.methods)} device methods = {device_units} device units (+ the no-device baselines); "
+          f"estimated {estimate_seconds(grid, scheduler) / 60:.0f} min on this kind of 2-core machine",
+          flush=True)
     results = run_sweep(run_unit, units, directory, scheduler=scheduler, desc="hil vs digital")
     rows = [row for unit_rows in results for row in unit_rows]
-    write_rows(directory / "results.csv", rows, COLUMNS)
-    print(summary(rows))
-    print(targets_report(rows))
+    write_rows(directory / "results.csv", [{k: r[k] for k in COLUMNS} for r in rows], COLUMNS)
+    write_rows(directory / "timings.csv", [dict(task=r["task"], profile=r["profile"], mismatch=r["mismatch"],
+                                                device=r["device"], method=r["method"],
+                                                seconds=round(r["seconds"], 2)) for r in rows])
+    text = summary(rows)
+    (directory / "summary.md").write_text(text + "\n")
+    print(text)
     plot(directory)
     return directory
 
@@ -272,228 +386,141 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
 # ------------------------------------------------------------------------------------------- reporting
 
 
-def _matches(row: dict, match: dict[str, Any]) -> bool:
-    return all(_same(row[k], v) for k, v in match.items())
-
-
-def _values(rows: list[dict], **match: Any) -> list[float]:
-    return [float(r["value"]) for r in rows if _matches(r, match)]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return abs(float(a) - float(b)) < 1e-12
-    return str(a) == str(b)
-
-
-def _levels(rows: list[dict], key: str) -> list:
-    seen = []
+def cells(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, float], dict[str, list[float]]]:
+    """{(task, profile, mismatch): {method: errors by device index}}, the no-device baselines joined into
+    every level of their task by device index (the same data seed)."""
+    baselines: dict[str, dict[str, dict[int, float]]] = {}
+    table: dict[tuple, dict[str, dict[int, float]]] = {}
     for r in rows:
-        if r[key] not in seen:
-            seen.append(r[key])
-    return seen
+        if r["profile"] in ("", None):
+            baselines.setdefault(r["task"], {}).setdefault(r["method"], {})[int(r["device"])] = float(
+                r["test_error"])
+        else:
+            key = (r["task"], r["profile"], float(r["mismatch"]))
+            table.setdefault(key, {}).setdefault(r["method"], {})[int(r["device"])] = float(r["test_error"])
+    out = {}
+    for key, methods in table.items():
+        devices = sorted(set.intersection(*(set(v) for v in methods.values())))
+        joined = {**baselines.get(key[0], {}), **methods}
+        out[key] = {m: [values[d] for d in devices] for m, values in joined.items()
+                    if all(d in values for d in devices)}
+    return out
 
 
-def _errors(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if r["metric"] == "test_error"]
+def _floor(task: str) -> float | None:
+    """The test set's resolution for error rates (one error), None for NMSE (ratios of zero error rates
+    would be undefined; ``experiments.statistics.median_ratio`` raises them to this floor and marks them)."""
+    return {"channel_equalisation": 1 / 200_000, "japanese_vowels": 1 / 370, "mnist1d": 1 / 1000}.get(task)
 
 
-def summary(rows: list[dict]) -> str:
-    """Mean ± std of the test error over seeds, and the mean device queries, per task × snr × mismatch × method."""
-    errors = _errors(rows)
-    methods = [m for m in METHODS if any(r["method"] == m for r in errors)]
-    lines = [f"{'task':8s} {'noise':8s} {'mismatch':>8s} " + " ".join(f"{m:>20s}" for m in methods),
-             f"{'':26s} " + " ".join(f"{'error (queries)':>20s}" for _ in methods)]
-    for task in _levels(errors, "task"):
-        for snr in _levels(errors, "snr_db"):
-            for mismatch in sorted(_levels(errors, "mismatch"), key=float):
-                cells = []
-                for method in methods:
-                    match = dict(task=task, snr_db=snr, mismatch=mismatch, method=method)
-                    values = _values(errors, **match)
-                    queries = [r["device_queries"] for r in errors if _matches(r, match)]
-                    cells.append(f"{np.mean(values):8.3g} ±{np.std(values):<6.2g}({np.mean(queries):3.0f})"
-                                 if values else f"{'—':>20s}")
-                lines.append(f"{task:8s} {snr_label(snr):8s} {float(mismatch):8.2f} " + " ".join(cells))
+def summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The headline tables (medians, intervals, win fractions and paired ratios against the strongest digital
+    baseline of each cell), then the cost table."""
+    tables = []
+    by_cell = cells(rows)
+    for task in dict.fromkeys(key[0] for key in by_cell):
+        task_cells = {key: summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors],
+                                          floor=_floor(task))
+                      for key, errors in by_cell.items() if key[0] == task and any(m in errors for m in DIGITAL)}
+        metric = next(ERROR_NAMES[v] for k, v in (("narma10", "nmse"), ("channel", "symbol_error_rate"),
+                                                   ("", "error_rate")) if task.startswith(k))
+        n = min(len(next(iter(errors.values()))) for key, errors in by_cell.items() if key[0] == task)
+        tables.append(f"### {task}: {metric}, median over {n} devices, against the strongest digital baseline\n\n"
+                      + markdown_table(task_cells, ("task", "profile", "mismatch")))
+    return "\n\n".join(tables + [cost_table(rows)])
+
+
+def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Median device calls, samples and device time per method (every query: calibration, search, training,
+    the deployed readout; the test measurement excluded)."""
+    lines = ["### device cost per method (median over devices; test measurement excluded)", "",
+             "| task | profile | method | calls | samples | device time [s] |", "|---|---|---|---:|---:|---:|"]
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["profile"] not in ("", None):
+            groups.setdefault((r["task"], r["profile"], r["method"]), []).append(r)
+    for (task, profile, method), chosen in groups.items():
+        seconds = [float(r["device_seconds"]) for r in chosen if r["device_seconds"] not in ("", None)]
+        lines.append(f"| {task} | {profile} | {method} | {np.median([float(r['n_calls']) for r in chosen]):.0f} | "
+                     f"{np.median([float(r['n_samples']) for r in chosen]):.3g} | "
+                     f"{np.median(seconds) if seconds else float('nan'):.2g} |")
     return "\n".join(lines)
 
 
-def targets(rows: list[dict]) -> list[dict]:
-    """The experiment's targets evaluated on the rows: one dict per check (target, where, values, met)."""
-    errors = _errors(rows)
-    checks: list[dict] = []
-    if not errors:
-        return _query_cost_checks(rows)
-    strongest = max(float(m) for m in _levels(errors, "mismatch"))
-    for task in _levels(errors, "task"):
-        for snr in _levels(errors, "snr_db"):
-            where = dict(task=task, snr_db=snr, mismatch=strongest)
-            hil, digital = (_values(errors, method=m, **where) for m in ("hil", "digital"))
-            if hil and digital:
-                ratio = np.mean(hil) / np.mean(digital)
-                checks.append(dict(target="(1) hil <= 0.5 x digital at the strongest mismatch",
-                                   where=f"{task}, {snr_label(snr)}, mismatch {strongest:g}",
-                                   values=f"hil {np.mean(hil):.4g}, digital {np.mean(digital):.4g}, "
-                                          f"ratio {ratio:.3g}", met=bool(ratio <= 0.5)))
-        where = dict(task=task, snr_db="none", mismatch=0.0)
-        compared = ("digital", "hil", "physical_backprop")
-        means = {m: np.mean(v) for m in compared if (v := _values(errors, method=m, **where))}
-        if len(means) >= 2:
-            low, high = min(means.values()), max(means.values())
-            spread = 0.0 if high == low else (high / low - 1 if low > 0 else math.inf)
-            checks.append(dict(target=f"(2) {', '.join(means)} within 20% at zero mismatch, no noise",
-                               where=f"{task}, no noise, mismatch 0",
-                               values=", ".join(f"{m} {v:.4g}" for m, v in means.items())
-                                      + f"; max/min - 1 = {spread:.1%}", met=bool(spread <= 0.2)))
-        for snr in _levels(errors, "snr_db"):
-            levels = sorted(_levels([r for r in errors if _same(r["snr_db"], snr)], "mismatch"), key=float)
-            compared = {m: [_values(errors, method=method, task=task, snr_db=snr, mismatch=m)
-                            for method in ("physical_backprop", "reservoir")] for m in levels}
-            pairs = [(m, np.mean(pb), np.mean(res)) for m, (pb, res) in compared.items() if pb and res]
-            if pairs:
-                wins = sum(pb < res for _, pb, res in pairs)
-                checks.append(dict(target="(3) physical_backprop beats the random-mask Reservoir baseline",
-                                   where=f"{task}, {snr_label(snr)}, every mismatch level",
-                                   values="; ".join(f"{m:g}: {pb:.4g} vs {res:.4g}" for m, pb, res in pairs)
-                                          + f" ({wins}/{len(pairs)} levels)", met=wins == len(pairs)))
-    checks += _query_cost_checks(rows)
-    return checks
-
-
-def _query_cost_setting(rows: list[dict]) -> str:
-    row = next(r for r in rows if r["metric"] == "train_objective")
-    return f"{row['task']}, {row['n_parameters']} parameters, mismatch {float(row['mismatch']):g}, no noise"
-
-
-def _curve(rows: list[dict], **match: Any) -> list[dict]:
-    """The rows matching ``match``, in epoch order: one training curve."""
-    return sorted((r for r in rows if _matches(r, match)), key=lambda r: int(r["epoch"]))
-
-
-def _plot_curves(ax, rows: list[dict], methods: tuple[str, ...], alpha: float, **match: Any) -> None:
-    """One line per method and seed: ``value`` against the device queries spent, labelled once per method."""
-    seeds = _levels(rows, "seed")
-    for method in methods:
-        for seed in seeds:
-            curve = _curve(rows, method=method, seed=seed, **match)
-            ax.plot([r["device_queries"] for r in curve], [r["value"] for r in curve], lw=1, alpha=alpha,
-                    color=COLORS[method], label=method if seed == seeds[0] else None)
-
-
-def query_cost_ratios(rows: list[dict]) -> list[tuple[Any, float, bool, float, float]]:
-    """Per seed: (seed, SPSA queries / hil queries to reach hil's lowest J, whether SPSA reached it at all —
-    if not, the ratio is a lower bound: SPSA's whole budget —, hil's queries, hil's lowest J)."""
-    objective = [r for r in rows if r["metric"] == "train_objective"]
-    ratios = []
-    for seed in _levels(objective, "seed"):
-        curve = {m: _curve(objective, method=m, seed=seed) for m in ("hil", "spsa")}
-        if not curve["hil"] or not curve["spsa"]:
-            continue
-        goal = min(float(r["value"]) for r in curve["hil"])
-        hil_queries = next(float(r["device_queries"]) for r in curve["hil"] if float(r["value"]) <= goal)
-        reached = [float(r["device_queries"]) for r in curve["spsa"] if float(r["value"]) <= goal]
-        spsa_queries = reached[0] if reached else float(curve["spsa"][-1]["device_queries"])
-        ratios.append((seed, spsa_queries / hil_queries, bool(reached), hil_queries, goal))
-    return ratios
-
-
-def _query_cost_checks(rows: list[dict]) -> list[dict]:
-    ratios = query_cost_ratios(rows)
-    if not ratios:
-        return []
-    values = "; ".join(f"seed {seed}: {'' if reached else '>= '}{ratio:.3g}x (hil J = {goal:.3g} after "
-                       f"{queries:.0f} queries{'' if reached else ', never reached by SPSA'})"
-                       for seed, ratio, reached, queries, goal in ratios)
-    return [dict(target="(4) spsa needs >= 10x hil's device queries to reach hil's training objective",
-                 where=_query_cost_setting(rows),
-                 values=values, met=all(ratio >= 10 for _, ratio, *_ in ratios))]
-
-
-def targets_report(rows: list[dict]) -> str:
-    lines = ["Targets:"]
-    for check in targets(rows):
-        lines.append(f"  [{'met' if check['met'] else 'NOT met'}] {check['target']} — {check['where']}: "
-                     f"{check['values']}")
-    return "\n".join(lines)
+COLORS = {"reservoir": "0.6", "reservoir_tuned": "0.3", "digital+readout": "C0", "digital_noise_aware": "C9",
+          "digital_randomized": "C8", "calibrated_twin": "C1", "hil": "C3", "physical_backprop": "C4",
+          "dfa": "C5", "spsa": "C2"}
 
 
 def plot(directory: Path | str) -> list[Path]:
-    """Redraw every figure from ``results.csv``: error vs mismatch (tasks × noise levels) and training loss
-    vs device queries."""
+    """Redraw every figure from ``results.csv``."""
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
-    figures = [_plot_error_vs_mismatch(directory, rows), _plot_loss_vs_queries(directory, rows)]
-    if any(r["metric"] == "train_objective" for r in rows):
-        figures.append(_plot_objective_vs_queries(directory, rows))
-    return figures
+    return [_plot_error_vs_cost(directory, rows), _plot_paired_ratios(directory, rows)]
 
 
-def _plot_objective_vs_queries(directory: Path, rows: list[dict]) -> Path:
-    """J(θ) (in-sample ridge NMSE of the training set on the device) against device queries, hil vs SPSA."""
+def _plot_error_vs_cost(directory: Path, rows: list[dict]) -> Path:
+    """Test error (median, 95 % interval) against device calls per method, one panel per (task, level); the
+    no-device baselines as horizontal lines; the Pareto front of the device methods dashed."""
     plt = pyplot()
-    objective = [r for r in rows if r["metric"] == "train_objective"]
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    _plot_curves(ax, objective, ("hil", "spsa"), alpha=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="device queries spent",
-           ylabel="training objective J on the device\n(in-sample ridge NMSE)",
-           title=f"hil vs SPSA: {_query_cost_setting(rows)}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, directory, "objective_vs_queries")
-
-
-def _plot_error_vs_mismatch(directory: Path, rows: list[dict]) -> Path:
-    plt = pyplot()
-    errors = _errors(rows)
-    task_list, snrs = _levels(errors, "task"), _levels(errors, "snr_db")
-    methods = [m for m in METHODS if any(r["method"] == m for r in errors)]
-    fig, axes = plt.subplots(len(task_list), len(snrs), figsize=(4.2 * len(snrs), 3.2 * len(task_list)),
-                             squeeze=False, sharex=True)
-    for row_axes, task in zip(axes, task_list, strict=True):
-        task_rows = [r for r in errors if r["task"] == task]
-        # an error of exactly 0 (no symbol or digit wrong) is drawn at half the smallest non-zero value
-        floor = 0.5 * min([float(r["value"]) for r in task_rows if float(r["value"]) > 0] or [1.0])
-        for ax, snr in zip(row_axes, snrs, strict=True):
-            for method in methods:
-                mismatches = sorted({float(r["mismatch"]) for r in task_rows if r["method"] == method})
-                values = [np.maximum(_values(task_rows, snr_db=snr, method=method, mismatch=m), floor)
-                          for m in mismatches]
-                keep = [i for i, v in enumerate(values) if len(v)]
-                means = np.array([np.mean(values[i]) for i in keep])
-                # error bars: the range over seeds (mean ± std would cross zero on the log axis)
-                spread = [means - [min(values[i]) for i in keep], [max(values[i]) for i in keep] - means]
-                style = dict(ls="--", marker=None) if method == "reservoir" else dict(marker="o", ms=4)
-                ax.errorbar([mismatches[i] for i in keep], means, yerr=spread, capsize=3, lw=1.3,
-                            color=COLORS.get(method), label=method, **style)
-            ax.set(yscale="log", title=f"{task}, {snr_label(snr)}")
-            ax.set_ylabel(f"{ERROR_NAMES.get(task, 'error')} on the device")
-        for ax in axes[-1]:
-            ax.set_xlabel("model mismatch (relative)")
+    by_cell = cells(rows)
+    keys = list(by_cell)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        points = []
+        for method, errors in by_cell[key].items():
+            estimate = median_interval(errors)
+            if method not in COLORS:  # no device: a line
+                ax.axhline(estimate.value, color="0.75", lw=1, ls=":")
+                ax.annotate(method, (1.0, estimate.value), xycoords=("axes fraction", "data"), fontsize=6,
+                            ha="right", va="bottom", color="0.45")
+                continue
+            calls = float(np.median([float(r["n_calls"]) for r in rows if r["method"] == method and
+                                     r["task"] == key[0] and r["profile"] == key[1] and
+                                     float(r["mismatch"] or 0) == key[2]]))
+            calls = max(calls, 0.5)
+            spread = [[estimate.value - estimate.low], [estimate.high - estimate.value]]
+            ax.errorbar(calls, estimate.value, yerr=spread, fmt="o", color=COLORS[method], label=method, capsize=2,
+                        ms=4)
+            points.append((calls, estimate.value))
+        front, best = [], math.inf
+        for calls, value in sorted(points):
+            if value < best:
+                front.append((calls, value))
+                best = value
+        ax.plot(*zip(*front, strict=True), color="0.2", lw=0.8, ls="--", zorder=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("device calls (every query but the test)", fontsize=8)
+        ax.set_title(f"{key[0]}, {key[1]}, mismatch {key[2]:g}", fontsize=9)
+    axes[0][0].set_ylabel("test error (median, 95 % CI)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(methods), fontsize=8, frameon=False)
-    n_seeds = len(_levels(errors, "seed"))
-    fig.suptitle(f"Sine delay device, N = {N_UNITS}: test error vs mismatch (mean, min–max over {n_seeds} "
-                 f"seed{'s' if n_seeds > 1 else ''}; an error of 0 is drawn at half the smallest non-zero one)",
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0.035, 1, 1))
-    return save_figure(fig, directory, "error_vs_mismatch")
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    return save_figure(fig, directory, "error_vs_cost")
 
 
-def _plot_loss_vs_queries(directory: Path, rows: list[dict]) -> Path:
-    """Training loss on the device vs cumulative device queries at the strongest mismatch, no noise."""
+def _plot_paired_ratios(directory: Path, rows: list[dict]) -> Path:
+    """Every device method's median paired ratio of test errors against the strongest digital baseline of the
+    cell, with its 95 % interval (below 1: the method wins)."""
     plt = pyplot()
-    losses = [r for r in rows if r["metric"] == "train_loss" and r["method"] in TRAINED_ON_DEVICE]
-    task_list = _levels(losses, "task")
-    fig, axes = plt.subplots(1, max(len(task_list), 1), figsize=(4.2 * max(len(task_list), 1), 3.4),
-                             squeeze=False)
-    for ax, task in zip(axes[0], task_list, strict=True):
-        task_rows = [r for r in losses if r["task"] == task]
-        strongest = max(float(r["mismatch"]) for r in task_rows)
-        snr = _levels(task_rows, "snr_db")[0]
-        _plot_curves(ax, task_rows, TRAINED_ON_DEVICE, alpha=0.7, snr_db=snr, mismatch=strongest)
-        ax.set(xscale="log", yscale="log", xlabel="device queries spent",
-               ylabel="training loss on the device\n(hil, physical_backprop: MSE; spsa: ridge NMSE)",
-               title=f"{task}: mismatch {strongest:g}, {snr_label(snr)}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return save_figure(fig, directory, "loss_vs_queries")
+    by_cell = cells(rows)
+    keys = list(by_cell)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, sharey=True)
+    for ax, key in zip(axes[0], keys, strict=True):
+        errors = by_cell[key]
+        summaries = summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors], floor=_floor(key[0]))
+        shown = [s for s in summaries if s.method in COLORS]
+        for i, s in enumerate(shown):
+            if s.versus is None:
+                ax.plot(1, i, "s", color=COLORS[s.method])
+                continue
+            ratio = s.versus.ratio
+            ax.errorbar(ratio.value, i, xerr=[[ratio.value - ratio.low], [ratio.high - ratio.value]], fmt="o",
+                        color=COLORS[s.method], capsize=2, ms=4)
+        ax.axvline(1, color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(shown)), [s.method for s in shown], fontsize=7)
+        reference = next(s.method for s in shown if s.versus is None)
+        ax.set_xlabel(f"error / error of {reference} (paired)", fontsize=8)
+        ax.set_title(f"{key[0]}, {key[1]}, mismatch {key[2]:g}", fontsize=9)
+    return save_figure(fig, directory, "paired_ratios")

@@ -23,6 +23,10 @@ from typing import Any
 PACKAGES = ("jax", "jaxlib", "numpy", "scipy", "optax", "matplotlib", "scikit-learn", "reservoirpy")
 
 
+class ConfigError(ValueError):
+    """A run's configuration names something unknown or is empty: refused before anything is written."""
+
+
 class RunConflict(ValueError):
     """``out/name`` holds a run of another configuration (or an unreadable one): resuming would mix them."""
 

@@ -1,105 +1,133 @@
-"""The HIL-vs-digital experiment runs end to end and writes tidy, redrawable, resumable results."""
+"""The headline experiment: its grid, data layout, pairing, statistics tables, resumable and redrawable runs,
+and the refusals of a bad configuration."""
+
+import dataclasses
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from experiments import hil_vs_digital as experiment
-from experiments.results import read_rows
-from hardware_sim import delay_device
-from hardware_sim.training import device_predictions, device_ridge_readout, train_on_device
+from experiments.__main__ import main
+from experiments.results import ConfigError, read_rows
+from experiments.tasks import load_task
+
+TINY_NARMA = (("narma10", (("n_train", 800), ("n_validation", 200), ("n_test", 300))),)
+# Four device methods (each of the others compiles its own programs; hardware_sim's tests cover them), one
+# epoch, 2 devices per level.
+TINY = experiment.Grid(n_devices=2, n_epochs=1, spsa_steps=1, calibration=(("n_steps", 120), ("n_repeats", 1)),
+                       sizes=TINY_NARMA, methods=("reservoir", "reservoir_tuned", "digital+readout", "hil"))
 
 
-@pytest.fixture
-def tiny(monkeypatch):
-    """The quick configuration made smaller still, so the suite stays fast (the CLI's --quick is untouched)."""
-    monkeypatch.setattr(experiment, "QUICK_SERIES", dict(experiment.QUICK_SERIES, n_train=500, n_test=300))
-    monkeypatch.setattr(experiment, "QUICK_TASKS", ("narma10",))  # digits: test_digits_unit_scores_classes
-    monkeypatch.setattr(experiment, "QUERY_COST", dict(experiment.QUERY_COST, task="narma10"))  # same compiles
-    monkeypatch.setattr(experiment, "QUICK_GRADIENT", dict(experiment.QUICK_GRADIENT, n_epochs=2))
-    monkeypatch.setattr(experiment, "QUICK_SPSA", dict(experiment.QUICK_SPSA, n_epochs=3))
-    experiment.task_data.cache_clear()
-    experiment.digital_training.cache_clear()
-    yield
-    experiment.task_data.cache_clear()
-    experiment.digital_training.cache_clear()
+def test_device_data_lays_out_the_task_split():
+    """Training chunks = the train part after its washout, then the validation part (the held-out chunks);
+    the test series is preceded by the validation part's last steps as a warm-up."""
+    options = TINY_NARMA[0][1]
+    data = experiment.device_data("narma10", 3, options)
+    task = load_task("narma10", experiment.DATA_SEED_OFFSET + 3, **dict(options))
+    layout = experiment.LAYOUTS["narma10"]
+    assert data.inputs.shape == (5, layout.chunk, 1) and data.n_held == 1  # 800 / 200 train, 200 / 200 held
+    np.testing.assert_array_equal(data.inputs[:4].reshape(-1), task.train.inputs[task.washout:].reshape(-1))
+    np.testing.assert_array_equal(data.inputs[4:].reshape(-1), task.validation.inputs.reshape(-1))
+    np.testing.assert_array_equal(data.targets[4:].reshape(-1), task.validation.targets.reshape(-1))
+    warm = layout.test_warmup
+    np.testing.assert_array_equal(data.test_inputs[:warm], task.validation.inputs[-warm:])
+    np.testing.assert_array_equal(data.test_inputs[warm:], task.test.inputs)
+    assert data.validation_fraction == pytest.approx(1 / 5)
 
 
-def test_quick_run_writes_every_method_and_resumes(tmp_path, tiny):
-    directory = experiment.run_experiment(tmp_path, quick=True)
+def test_devices_are_independent_across_levels_and_repeatable():
+    seeds = {(p, m, d): experiment.device_seed(p, m, d) for p in ("knob_mismatch", "benchtop")
+             for m in (0.1, 0.3) for d in range(5)}
+    assert len(set(seeds.values())) == len(seeds)  # no level reuses another's draw
+    assert experiment.device_seed("benchtop", 0.3, 2) == seeds[("benchtop", 0.3, 2)]
+
+
+def test_cells_pair_methods_and_join_the_no_device_baselines_by_device():
+    rows = [dict(task="narma10", profile="", mismatch="", device=d, method="volterra_taps", test_error=0.1 * d)
+            for d in range(3)]
+    rows += [dict(task="narma10", profile="benchtop", mismatch=0.3, device=d, method=m, test_error=e)
+             for d in (2, 0) for m, e in (("hil", d + 1.0), ("calibrated_twin", d + 2.0))]
+    cells = experiment.cells(rows)
+    assert list(cells) == [("narma10", "benchtop", 0.3)]
+    # devices in index order, only those every device method has; the baseline of the same data seed beside
+    assert cells[("narma10", "benchtop", 0.3)] == {"volterra_taps": [0.0, 0.2], "hil": [1.0, 3.0],
+                                                    "calibrated_twin": [2.0, 4.0]}
+
+
+def test_grid_refuses_unknown_or_empty_values():
+    for change, match in ((dict(levels=(("lab", 0.3),)), "unknown profiles"),
+                          (dict(methods=("hil", "magic")), "unknown methods"),
+                          (dict(tasks=()), "empty grid"), (dict(n_devices=0), "positive integer"),
+                          (dict(levels=(("benchtop", 1.5),)), r"\[0, 1\)")):
+        with pytest.raises(ConfigError, match=match):
+            dataclasses.replace(TINY, **change)
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        return exc.code
+
+
+def test_command_line_refuses_a_bad_grid_with_exit_code_2(tmp_path, capsys):
+    for argv in (["--profiles", "lab"], ["--methods", "hil,magic"], ["--tasks", ""], ["--seeds", "0"],
+                 ["--quick", "--full"]):
+        assert _exit_code(["run", "hil_vs_digital", "--out", str(tmp_path), *argv]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert "error" in error[-1] and len(error[-1]) < 300  # one line
+    assert not any(tmp_path.iterdir())  # nothing written
+    assert _exit_code(["run", "speed", "--full", "--out", str(tmp_path)]) == 2  # no grid there
+
+
+def test_tiny_run_writes_every_method_resumes_and_redraws(tmp_path):
+    directory = experiment.run_experiment(tmp_path, grid=TINY)
     rows = read_rows(directory / "results.csv")
-    assert set(experiment.COLUMNS) <= set(rows[0])
-    errors = [r for r in rows if r["metric"] == "test_error"]
-    assert {r["method"] for r in errors} == set(experiment.METHODS)
-    assert {r["task"] for r in errors} == set(experiment.QUICK_TASKS)
-    assert len(errors) == len(experiment.QUICK_TASKS) * len(experiment.QUICK_MISMATCHES) * len(experiment.METHODS)
-    assert all(np.isfinite(float(r["value"])) for r in rows)
-    queries = {r["method"]: r["device_queries"] for r in errors}
-    assert queries["digital"] == 0 and queries["reservoir"] == 1 and queries["digital+readout"] == 1
-    assert queries["physical_backprop"] > queries["hil"] > 1
-    losses = [r for r in rows if r["metric"] == "train_loss"]
-    assert all(isinstance(r["epoch"], int) for r in losses)
-    assert {r["method"] for r in losses} == {"digital", "digital+readout", "hil", "physical_backprop", "spsa"}
+    assert tuple(rows[0]) == experiment.COLUMNS
+    device_rows = [r for r in rows if r["profile"]]
+    assert len(device_rows) == 2 * 2 * len(TINY.methods)  # levels × devices × methods
+    assert {r["method"] for r in rows if not r["profile"]} == set(experiment.NO_DEVICE["regression"])
+    assert all(np.isfinite(float(r["test_error"])) for r in rows)
+    calls = {r["method"]: int(r["n_calls"]) for r in device_rows if r["profile"] == "knob_mismatch"}
+    assert calls["reservoir"] == calls["digital+readout"] == 1
+    assert calls["reservoir_tuned"] == 36  # one per knob candidate
+    # per learning rate: the start's held-out score, one epoch of 1 step and its score, the final readout
+    assert calls["hil"] == 4 * 4 + 1
+    text = (directory / "summary.md").read_text()
+    assert "volterra_taps" in text and "wins [95 % CI]" in text and "device time" in text
+    timings = read_rows(directory / "timings.csv")
+    assert len(timings) == len(rows) and all(float(r["seconds"]) >= 0 for r in timings)
 
-    objective = [r for r in rows if r["metric"] == "train_objective"]
-    assert {r["method"] for r in objective} == {"hil", "spsa"} and objective[0]["n_parameters"] == 33
-    spsa_queries = [r["device_queries"] for r in objective if r["method"] == "spsa"]
-    assert spsa_queries == sorted(spsa_queries) and len(spsa_queries) == experiment.QUICK_SPSA_BUDGET_STEPS
-
-    figures = ["error_vs_mismatch.png", "loss_vs_queries.png", "objective_vs_queries.png"]
-    drawn = {name: (directory / name).read_bytes() for name in figures}
+    figures = {name: (directory / f"{name}.png").read_bytes() for name in ("error_vs_cost", "paired_ratios")}
     for name in figures:
-        (directory / name).unlink()
+        (directory / f"{name}.png").unlink()
     redrawn = experiment.plot(directory)  # from results.csv only
-    assert sorted(p.name for p in redrawn) == sorted(figures)
-    assert all(p.read_bytes() == drawn[p.name] for p in redrawn)  # byte-identical PNGs
-    assert "physical_backprop" in experiment.summary(rows)
-    assert len(experiment.targets(rows)) == 3 * len(experiment.QUICK_TASKS) + 1  # + the query-cost target
+    assert {p.stem for p in redrawn} == set(figures)
+    assert all(p.read_bytes() == figures[p.stem] for p in redrawn)
 
-    # The same command again resumes from units.jsonl: nothing is recomputed, the results are identical.
-    before = (directory / "results.csv").read_text()
-    experiment.digital_training.cache_clear()
-    calls = []
+    # the same command again resumes from units.jsonl: nothing recomputed, byte-identical results
+    before = (directory / "results.csv").read_bytes()
+    calls_made = []
     original = experiment.run_unit
     try:
-        experiment.run_unit = lambda unit: calls.append(unit) or original(unit)
-        experiment.run_experiment(tmp_path, quick=True)
+        experiment.run_unit = lambda unit: calls_made.append(unit) or original(unit)
+        experiment.run_experiment(tmp_path, grid=TINY)
     finally:
         experiment.run_unit = original
-    assert calls == [] and (directory / "results.csv").read_text() == before
+    assert calls_made == [] and (directory / "results.csv").read_bytes() == before
 
 
-def test_digits_scores_pooled_classes(monkeypatch):
-    """Digits on the device: one-hot targets per sequence, the class is the argmax of the pooled readout."""
-    monkeypatch.setattr(experiment, "QUICK_DIGITS", dict(n_train=120, n_test=60))
-    experiment.task_data.cache_clear()
-    unit = dict(task="digits", mismatch=0.1, snr_db=None, seed=0, quick=True)
-    data = experiment.task_data("digits", 0, True)
-    assert data.pool and data.u_train.shape == (120, 8, 8) and data.y_train.shape == (120, 10)
-    device = experiment.make_device(unit)
-    params, losses = experiment.method_params("reservoir", unit, device, data)
-    scores = experiment.test_errors("digits", device, params, data)
-    predictions = device_predictions(device, params, data.u_test, pool=True)
-    expected = np.mean(predictions.argmax(-1) != data.labels_test)  # the noiseless device repeats itself
-    assert losses == () and scores["test_error"] == pytest.approx(expected)
-    assert scores["test_error"] < 0.5  # far better than chance (0.9) even with 120 training images
-    experiment.task_data.cache_clear()
-
-
-def test_pooled_readout_predicts_from_mean_states():
-    """pool=True: one target per sequence, read from the states averaged over the steps after washout."""
-    device = delay_device(8, 3, seed=0)
-    inputs = np.random.default_rng(0).uniform(0, 1, (12, 6, 3))
-    targets = np.random.default_rng(1).normal(size=(12, 2))
-    readout = device_ridge_readout(device, None, inputs, targets, washout=2, alpha=1e-3, pool=True)
-    params = {"input_side": {}, "readout": readout}
-    predictions = device_predictions(device, params, inputs, washout=2, pool=True)
-    states = np.asarray(device.measure(inputs), np.float64)[:, 2:].mean(axis=1)  # noiseless device
-    np.testing.assert_allclose(predictions, states @ np.asarray(readout["W"]) + np.asarray(readout["b"]),
-                               rtol=1e-4, atol=1e-5)
-    # the pooled ridge readout is the least-squares fit of the mean states (a hand-written solve)
-    design = np.hstack([states, np.ones((12, 1))])
-    # alpha is per row: the Gram matrix of the 12 rows gets 12 * alpha
-    coef = np.linalg.solve(design.T @ design + 12 * 1e-3 * np.diag([1] * 8 + [0]), design.T @ targets)
-    np.testing.assert_allclose(np.asarray(readout["W"]), coef[:8], rtol=2e-3, atol=2e-3)
-    with pytest.raises(ValueError, match="one row per sequence"):
-        train_on_device(device, inputs, targets[:5], mode="digital", pool=True)
+def test_a_unit_recomputed_from_scratch_gives_identical_rows():
+    """Reproducible: the same unit in a fresh process (no cache) gives the same rows, wall time aside."""
+    grid = dataclasses.replace(TINY, methods=("reservoir_tuned",))
+    unit = next(u for u in experiment.units_of(grid) if u["profile"] == "benchtop")
+    here = [{k: v for k, v in row.items() if k != "seconds"} for row in experiment.run_unit(unit)]
+    code = ("import json, sys; from experiments.hil_vs_digital import run_unit; "
+            "rows = run_unit(json.loads(sys.argv[1])); "
+            "print(json.dumps([{k: v for k, v in r.items() if k != 'seconds'} for r in rows]))")
+    there = json.loads(subprocess.run([sys.executable, "-c", code, json.dumps(unit)], check=True,
+                                      capture_output=True, text=True).stdout)
+    assert there == json.loads(json.dumps(here))
