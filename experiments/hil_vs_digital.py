@@ -70,6 +70,7 @@ from hardware_sim.baselines import (
 )
 from hardware_sim.training import DFA_FIELDS, device_predictions, device_seconds
 from readout.features import one_hot
+from reservoir.core import DivergenceError
 from reservoir.trainable import split_trainable
 
 DESCRIPTION = "Digital vs hardware-in-the-loop training on knob-mismatched and benchtop delay devices"
@@ -289,13 +290,28 @@ def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
             device = make_device(unit["task"], unit["profile"], unit["mismatch"], unit["device"],
                                  data.inputs.shape[-1])
             start = time.perf_counter()
-            params, n_calls, n_samples, chosen = run_method(method, device, data, grid, unit["profile"],
-                                                            unit["mismatch"], unit["device"])
+            try:
+                params, n_calls, n_samples, chosen = run_method(method, device, data, grid, unit["profile"],
+                                                                unit["mismatch"], unit["device"])
+                error = test_error(device, params, data)
+            except DivergenceError as exc:  # every candidate diverged: nothing better than a constant output
+                n_calls, n_samples, chosen = device.n_calls, device.n_samples, {"diverged": str(exc)[:160]}
+                error = constant_error(data)
             seconds = time.perf_counter() - start
-            rows.append(dict(base, method=method, test_error=test_error(device, params, data), n_calls=n_calls,
-                             n_samples=n_samples, device_seconds=device_seconds(device, n_samples),
-                             hyperparameters=_json(chosen), seconds=seconds))
+            rows.append(dict(base, method=method, test_error=error, n_calls=n_calls, n_samples=n_samples,
+                             device_seconds=device_seconds(device, n_samples), hyperparameters=_json(chosen),
+                             seconds=seconds))
     return rows
+
+
+def constant_error(data: DeviceData) -> float:
+    """The test error of a constant output, the training targets' mean: what a method deploys when every
+    hyperparameter candidate's training diverged (NMSE ≈ 1; for classes, the most frequent training class).
+    Recorded with the queries it spent, so a diverging method keeps its cost and loses its devices."""
+    targets = data.targets.reshape(-1, data.targets.shape[-1])
+    mean = targets.mean(axis=0)
+    n_test = len(data.task.test.inputs) if data.pool else len(data.test_inputs)
+    return data.task.score(data.task.test, np.broadcast_to(mean, (n_test, len(mean)))[data.test_warmup:])
 
 
 def _tuples(value: Any) -> Any:

@@ -67,7 +67,7 @@ from hardware_sim.training import (
     train_on_device,
 )
 from readout.ridge import Ridge
-from reservoir.core import DivergenceError
+from reservoir.core import DivergenceError, raise_if_diverged
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import NON_NEGATIVE, SEED, check_array, check_choice, check_instance, check_scalar
 
@@ -414,6 +414,7 @@ def train_in_model(device: Device, inputs: Any, targets: Any, *, model: TwinMode
 
     def score(side: dict[str, Any]) -> float:
         states = _model_states(scoring, side, jnp.asarray(inputs, twin.dtype), context)
+        raise_if_diverged(states, "the model's states on the held-out chunks", "the learning rate is too high")
         return held_out_score(states, targets, n_held, washout=washout, alpha=alpha, pool=pool)
 
     train_options.setdefault("progress", False)

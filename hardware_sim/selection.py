@@ -30,6 +30,7 @@ import numpy as np
 from hardware_sim.device import Device
 from hardware_sim.training import held_out_statistics
 from readout.ridge import held_out_nmse
+from reservoir.core import DivergenceError
 from reservoir.validation import NON_NEGATIVE, POSITIVE_INT, Interval, check_instance, check_scalar
 
 REAL = Interval(None, None)  # any finite real number
@@ -109,7 +110,7 @@ def select(evaluate: Callable[..., tuple[float, dict[str, Any], Any]], space: Ma
         budget: at most this many device calls (> 0): no candidate starts once they are spent.
 
     Returns:
-        ``Selection``.  Raises ``ValueError`` if no candidate gives a finite score.
+        ``Selection``.  Raises ``DivergenceError`` (a ``ValueError``) if no candidate gives a finite score.
     """
     grid = candidates(space)
     if device is not None:
@@ -132,7 +133,8 @@ def select(evaluate: Callable[..., tuple[float, dict[str, Any], Any]], space: Ma
         outcomes.append(outcome)
     finite = [i for i, row in enumerate(table) if math.isfinite(row["score"])]
     if not finite:
-        raise ValueError(f"no candidate of {dict(space)} gave a finite held-out score: {table}")
+        raise DivergenceError(f"no candidate of {dict(space)} gave a finite held-out score (every training "
+                              f"diverged): {table}")
     best = min(finite, key=lambda i: table[i]["score"])
     end_calls, end_samples = _counters(device)
     chosen = {k: v for k, v in table[best].items() if k not in ("score", "n_calls", "n_samples")}

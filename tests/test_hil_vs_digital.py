@@ -131,3 +131,12 @@ def test_a_unit_recomputed_from_scratch_gives_identical_rows():
     there = json.loads(subprocess.run([sys.executable, "-c", code, json.dumps(unit)], check=True,
                                       capture_output=True, text=True).stdout)
     assert there == json.loads(json.dumps(here))
+
+
+def test_a_diverged_method_scores_as_a_constant_output():
+    """NARMA10: the training mean's NMSE on the test part, about 1 (NMSE is normalised by the variance; the
+    test mean differs a little from the training mean)."""
+    data = experiment.device_data("narma10", 0, TINY_NARMA[0][1])
+    test = data.task.test.targets[:, 0]
+    expected = np.mean((test - data.targets.mean()) ** 2) / np.var(test)
+    assert experiment.constant_error(data) == pytest.approx(expected) and 0.95 < expected < 1.2
