@@ -65,23 +65,31 @@ class DeviceProtocol(Protocol):
     """The members every device provides (module docstring)."""
 
     @property
-    def n_calls(self) -> int: ...
+    def n_calls(self) -> int:
+        """Measurements made so far (each ``measure`` call counts one, whatever its batch)."""
 
     @property
-    def n_samples(self) -> int: ...
+    def n_samples(self) -> int:
+        """Input steps processed so far: B · T summed over the measurements."""
 
     @property
-    def n_units(self) -> int: ...
+    def n_units(self) -> int:
+        """N, the number of states measured at every time step."""
 
     @property
-    def n_inputs(self) -> int: ...
+    def n_inputs(self) -> int:
+        """D, the number of input channels."""
 
     @property
-    def trainable_fields(self) -> tuple[str, ...]: ...
+    def trainable_fields(self) -> tuple[str, ...]:
+        """The input-side fields a trainer may write (the keys ``input_side`` may hold)."""
 
-    def nominal_twin(self) -> Any: ...
+    def nominal_twin(self) -> Any:
+        """A reservoir with the device's nominal parameters: the trainers' starting values and model."""
 
-    def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> Any: ...
+    def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> Any:
+        """Drive the device with (T, D) or (B, T, D) ``inputs`` and the written ``input_side`` (``{field:
+        array}``; fields left out keep their nominal values); return the measured (T, N) or (B, T, N) states."""
 
 
 @runtime_checkable
@@ -89,16 +97,20 @@ class AdjointDevice(DeviceProtocol, Protocol):
     """A device with a physical backward pass (``physical_backprop``)."""
 
     def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
-                states: Any = None) -> dict[str, Any]: ...
+                states: Any = None) -> dict[str, Any]:
+        """∂L/∂(input side) as ``{field: gradient}`` for ∂L/∂states = ``cotangent``, by a backward pass through
+        the device itself, given the ``states`` its forward measurement recorded (None: measured first)."""
 
 
 @runtime_checkable
 class ReplayableDevice(DeviceProtocol, Protocol):
     """A device whose measurements can be replayed (a simulation): bit-identical resume and fault retries."""
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> Any:
+        """The state that makes the next measurement what it is (noise keys, drift, counters)."""
 
-    def restore(self, snapshot: Any) -> None: ...
+    def restore(self, snapshot: Any) -> None:
+        """Put back a state taken by ``snapshot``: the measurements that follow repeat bit for bit."""
 
 
 def check_device(device: Any, mode: str | None = None) -> DeviceProtocol:

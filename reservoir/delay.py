@@ -145,18 +145,22 @@ class DelayParams:
 
     @property
     def n_units(self) -> int:
+        """N, the number of virtual nodes along the delay line (rows of the input mask)."""
         return self.mask.shape[0]
 
     @property
     def n_inputs(self) -> int:
+        """D, the number of input channels (columns of the input mask)."""
         return self.mask.shape[1]
 
     @property
     def n_feedback(self) -> int:
+        """0: a delay reservoir has no output feedback."""
         return 0
 
     @property
     def dtype(self) -> jnp.dtype:
+        """The dtype of the input mask, and so of the states."""
         return self.mask.dtype
 
     @property
