@@ -3,7 +3,8 @@
     python docs/build_api_reference.py [OUTPUT_DIRECTORY]      (``make docs``; default ``docs/api``)
 
 Every public module is rendered (pdoc alone would show only the submodules a package's ``__all__`` names), with
-Google-style sections and LaTeX math.  The build fails, listing every problem, when
+Google-style sections; equations are written in Unicode in the docstrings, so the pages load nothing from the
+network (no MathJax).  The build fails, listing every problem, when
 
 * pdoc warns (an annotation it cannot resolve, a module that does not import, a docstring it cannot convert);
 * a docstring names one of our objects in backticks and there is no such object: a broken cross-reference
@@ -97,7 +98,7 @@ def _public_classes(modules: Mapping[str, pdoc.doc.Module]) -> dict[str, list[ty
 
 def build(output: Path) -> list[str]:
     """Render every public module into ``output``; return the problems found (empty when the build is clean)."""
-    pdoc.render.configure(docformat="google", math=True, search=True, show_source=True)
+    pdoc.render.configure(docformat="google", search=True, show_source=True)
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")

@@ -6,21 +6,15 @@ or a class of your own around an instrument driver or an external simulator (REA
 
 Required (``DeviceProtocol``):
 
-=====================  =========================================================================================
-member                 meaning
-=====================  =========================================================================================
-``measure(inputs,      drive the device with ``inputs`` (T, D) or (B, T, D), the trainer's current values of
-input_side=None)``     the input-side fields written to it (``{field: array}``, fields left out keep their
-                       nominal values), and return the measured states (T, N) or (B, T, N)
-``trainable_fields``   the names ``input_side`` may hold; their shapes (and dtype) are those of the same fields
-                       of ``nominal_twin()``, their writable ranges the device's own (a DAC clips outside them)
-``nominal_twin()``     a reservoir (``DelayParams`` or ``ESNParams``) with the device's nominal parameters: the
-                       starting input side of every trainer, the shapes, and the model of the twin-based modes
-``n_units``,           N and D
-``n_inputs``
-``n_calls``,           cost counters: measurements so far, and B · T input steps processed so far
-``n_samples``
-=====================  =========================================================================================
+* ``measure(inputs, input_side=None)``: drive the device with ``inputs`` (T, D) or (B, T, D), the trainer's
+  current values of the input-side fields written to it (``{field: array}``, fields left out keep their
+  nominal values), and return the measured states (T, N) or (B, T, N).
+* ``trainable_fields``: the names ``input_side`` may hold; their shapes (and dtype) are those of the same
+  fields of ``nominal_twin()``, their writable ranges the device's own (a DAC clips outside them).
+* ``nominal_twin()``: a reservoir (``DelayParams`` or ``ESNParams``) with the device's nominal parameters: the
+  starting input side of every trainer, the shapes, and the model of the twin-based modes.
+* ``n_units``, ``n_inputs``: N and D.
+* ``n_calls``, ``n_samples``: cost counters: measurements so far, and B · T input steps processed so far.
 
 Optional:
 
@@ -34,21 +28,16 @@ Optional:
 
 Which training modes (``hardware_sim.training.MODES``) need which parts:
 
-=====================  =========================================================================================
-mode                   needs
-=====================  =========================================================================================
-``digital``            ``nominal_twin`` (the trainer never measures while training; ``measure`` is used only
-                       by evaluation)
-``digital+readout``    ``nominal_twin``, ``measure`` (the final ridge refit)
-``hil``                ``measure`` (forward), ``nominal_twin`` (or a calibrated ``twin=``) for the backward
-``physical_backprop``  ``measure`` and ``adjoint``
-``spsa``,              ``measure`` only (``nominal_twin`` for the starting values)
-``finite_difference``
-calibration            ``measure``, a ``DelayParams`` ``nominal_twin`` (``calibrate_twin`` also reads the
-                       simulated device's hidden truth to report what it removed: simulated devices only)
-bit-identical resume   ``snapshot`` / ``restore``; without them a resumed training continues correctly from the
-and fault replay       checkpoint, on the device's noise as it comes
-=====================  =========================================================================================
+* ``digital``: ``nominal_twin`` (the trainer never measures while training; ``measure`` is used only by
+  evaluation).
+* ``digital+readout``: ``nominal_twin``, ``measure`` (the final ridge refit).
+* ``hil``: ``measure`` (forward), ``nominal_twin`` (or a calibrated ``twin=``) for the backward.
+* ``physical_backprop``: ``measure`` and ``adjoint``.
+* ``spsa``, ``finite_difference``: ``measure`` only (``nominal_twin`` for the starting values).
+* calibration: ``measure``, a ``DelayParams`` ``nominal_twin`` (``calibrate_twin`` also reads the simulated
+  device's hidden truth to report what it removed: simulated devices only).
+* bit-identical resume and fault replay: ``snapshot`` / ``restore``; without them a resumed training continues
+  correctly from the checkpoint, on the device's noise as it comes.
 """
 
 from __future__ import annotations

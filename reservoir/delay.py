@@ -393,13 +393,11 @@ def delay_reservoir(
 
     Defaults (arguments left None):
 
-    ==============  ==========  =============  =======  ==================  ========
-    model           input_gain  feedback_gain  phase    node_separation     exponent
-    ==============  ==========  =============  =======  ==================  ========
-    sine            0.5         0.8            0        –                   –
-    sin2_lowpass    0.5         0.9            π/4      20.82/(0.241 N)     –
-    mackey_glass    0.05        0.4            (unused) 0.2                 1
-    ==============  ==========  =============  =======  ==================  ========
+    | model         | input_gain | feedback_gain | phase    | node_separation  | exponent |
+    | ------------- | ---------- | ------------- | -------- | ---------------- | -------- |
+    | sine          | 0.5        | 0.8           | 0        | –                | –        |
+    | sin2_lowpass  | 0.5        | 0.9           | π/4      | 20.82/(0.241 N)  | –        |
+    | mackey_glass  | 0.05       | 0.4           | (unused) | 0.2              | 1        |
 
     Example:
         >>> import jax.numpy as jnp
