@@ -34,7 +34,7 @@ UNLINKED_NAME = re.compile(r"<code>([A-Za-z_]\w*(?:\.\w+)+)(?:\(\))?</code>")
 
 
 def public_modules() -> list[str]:
-    """Each package and every submodule whose dotted path has no part starting with ``_``, in file order."""
+    """Each package, then its submodules whose dotted path has no part starting with ``_``, alphabetically."""
     modules = []
     for package in PACKAGES:
         modules.append(package)
@@ -97,11 +97,15 @@ def _public_classes(modules: Mapping[str, pdoc.doc.Module]) -> dict[str, list[ty
 
 
 def build(output: Path) -> list[str]:
-    """Render every public module into ``output``; return the problems found (empty when the build is clean)."""
+    """Render every public module into ``output``; return the problems found (empty when the build is clean).
+
+    Pages of modules that no longer exist are removed.  Warnings are recorded under the interpreter's filters:
+    everything pdoc and our modules warn about, not the deprecation notices Python hides by default.
+    """
     pdoc.render.configure(docformat="google", search=True, show_source=True)
     problems: list[str] = []
+    written = set()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
         modules = {name: pdoc.doc.Module.from_name(name) for name in public_modules()}
         for module in modules.values():
             _namedtuples_resolve_in_their_module(module)
@@ -112,8 +116,11 @@ def build(output: Path) -> list[str]:
             path = output / f"{name.replace('.', '/')}.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(html)
+            written.add(path)
         (output / "index.html").write_text(pdoc.render.html_index(modules))
         (output / "search.js").write_text(pdoc.render.search_index(modules))
+    for stale in set(output.rglob("*.html")) - written - {output / "index.html"}:
+        stale.unlink()
     problems += [f"warning: {warning.message} ({warning.filename}:{warning.lineno})" for warning in caught]
     return problems
 
