@@ -1,10 +1,10 @@
-# Two commands on a fresh machine with only Python: `make demo` and `make test`.
+# Two commands on a fresh machine with only Python: `make demo` and `make test` (`make docs`: the API reference).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(BIN)/python:
 # Reinstall when the package metadata changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,compare,distributed]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,compare,distributed,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,5 +25,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The API reference, from the docstrings, into docs/api/ (open docs/api/index.html); a warning or a broken
+# cross-reference fails the build.
+docs: $(STAMP)
+	$(BIN)/python docs/build_api_reference.py docs/api
+
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results docs/api

@@ -141,6 +141,7 @@ def split_data(split: tasks.TaskData):
 
 
 def narma10_data(seed: int):
+    """(u_fit, y_fit, u_test, y_test) of seed ``seed``'s NARMA10 split (``split_data``)."""
     return split_data(tasks.narma10_task(seed))
 
 
@@ -151,18 +152,23 @@ def santa_fe_data(seed: int):
 
 
 def channel_split(seed: int, snr_db: float, quick: bool) -> tasks.TaskData:
+    """Seed ``seed``'s channel-equalisation split at ``snr_db`` (Jaeger & Haas 2004); its test part is 200,000
+    symbols, 20,000 when ``quick``."""
     return tasks.channel_equalisation_task(seed, snr_db=snr_db, n_test=20_000 if quick else 200_000)
 
 
 def channel_equalisation_data(seed: int, snr_db: int, quick: bool):
+    """(u_fit, y_fit, u_test, y_test) of ``channel_split`` (``split_data``)."""
     return split_data(channel_split(seed, snr_db, quick))
 
 
 def nmse_score(y_test, prediction) -> dict[str, float]:
+    """``{"nmse": ...}``: a regression task's test score (``experiments.metrics.nmse``)."""
     return {"nmse": metrics.nmse(y_test, prediction)}
 
 
 def ser_score(y_test, prediction) -> dict[str, float]:
+    """``{"ser": ...}``: channel equalisation's test score (``experiments.metrics.symbol_error_rate``)."""
     return {"ser": metrics.symbol_error_rate(y_test, prediction)}
 
 
@@ -276,6 +282,7 @@ def classification_score(split: tasks.TaskData, params) -> tuple[float, float]:
 
 
 def baseline_split(unit: dict[str, Any]) -> tasks.TaskData:
+    """The split a no-reservoir baseline unit runs on: the same as the reservoirs' for that task and seed."""
     if unit["task"].startswith("channel_equalisation@"):
         return channel_split(unit["seed"], unit["snr_db"], unit["quick"])
     return tasks.load_task(unit["task"], unit["seed"])
@@ -306,6 +313,7 @@ MACKEY_GLASS = dict(n_units=400, n_free=84, warm=1000)
 
 
 def mackey_glass_trials(quick: bool) -> int:
+    """Free-running trials per Mackey–Glass NRMSE84 score: 20 (5 when ``quick``)."""
     return 5 if quick else 20
 
 
@@ -391,6 +399,9 @@ def santa_fe_trace(selected: dict, seed: int) -> list[dict]:
 
 def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
                    scheduler: str | None = None, fresh: bool = False) -> Path:
+    """Search every task's hyperparameters on seed 0's validation part, then test the chosen configurations
+    and the no-reservoir baselines on every seed; write ``results.csv``, ``selected.json`` and the figures
+    under ``out/benchmarks`` (resuming an interrupted run unless ``fresh``) and print the tables."""
     jax.config.update("jax_enable_x64", True)
     n_seeds = seeds or (2 if quick else 3)
     seed_list = list(range(n_seeds))

@@ -343,6 +343,9 @@ def extrapolate(rows: list[dict], up_to: int = EXTRAPOLATE_TO) -> list[dict]:
 
 def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
                    scheduler: str | None = None, fresh: bool = False) -> Path:
+    """Run the three methods on every (P, seed) problem in this process (wall times are measured), add the
+    extrapolated costs beyond the measured P, write ``results.csv`` and the figure under ``out`` and print the
+    table."""
     require_inprocess(scheduler, NAME, "its wall times must be measured in this process")
     size = SIZES[quick]
     seed_list = list(range(seeds or size["n_seeds"]))

@@ -42,6 +42,8 @@ SIGNAL_RMS = 0.3
 
 
 def config(quick: bool, n_seeds: int) -> dict[str, Any]:
+    """The run's settings (recorded in ``config.json``): profiles, models, seeds, SNR levels, sizes; smaller
+    when ``quick``."""
     return {"experiment": "device_physics", "profiles": list(PROFILES), "models": list(MODELS),
             "seeds": list(range(n_seeds)), "snrs_db": list(SNRS_DB), "signal_rms": SIGNAL_RMS,
             "n_units": 20 if quick else 50, "gradient_shape": [2, 40] if quick else [4, 200],
@@ -52,6 +54,8 @@ def config(quick: bool, n_seeds: int) -> dict[str, Any]:
 
 def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int | None = None,
                    scheduler: str | None = None, fresh: bool = False) -> Path:
+    """The four parts for both delay models over ``seeds`` devices per profile (8; 2 when ``quick``), in this
+    process (the speed part times measurements); ``results.csv`` and the figure under ``out``, summary printed."""
     require_inprocess(scheduler, "device_physics", "it times measurements, which must run in this process")
     jax.config.update("jax_enable_x64", True)  # the gradient comparison runs in float64; speed stays float32
     settings = config(quick, seeds or (2 if quick else 8))
@@ -70,11 +74,14 @@ def run_experiment(out: Path | str = "results", quick: bool = False, seeds: int 
 
 
 def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
+    """One unit of the sweep: the rows of its part (states, gradient, calibration or speed)."""
     return {"states": states_rows, "gradient": gradient_rows, "calibration": calibration_rows,
             "speed": speed_rows}[unit["part"]](unit, unit["settings"])
 
 
 def states_rows(unit, settings) -> list[dict]:
+    """Part 1: the states of the first 20 nodes over 30 input periods, nominal model and one device per
+    profile, all driven by the same input."""
     model, n = unit["model"], settings["n_units"]
     u = np.random.default_rng(0).uniform(-1, 1, (30, 1))
     nominal = delay_device(n, seed=0, model=model, profile="ideal").nominal_twin()
@@ -93,6 +100,8 @@ def _noise(snr_db: float | None) -> dict[str, float]:
 
 
 def gradient_rows(unit, settings) -> list[dict]:
+    """Part 2: cos(physical, exact) = a·b / (|a| |b|) between the physical backward pass (``Device.adjoint``)
+    and the noise-free exact gradient of the same device, at each in-loop SNR, for one device."""
     model, profile, seed = unit["model"], unit["profile"], unit["seed"]
     batch, steps = settings["gradient_shape"]
     rng = np.random.default_rng(100 + seed)
@@ -113,6 +122,8 @@ def gradient_rows(unit, settings) -> list[dict]:
 
 
 def calibration_rows(unit, settings) -> list[dict]:
+    """Part 3: ``calibrate_twin`` on one device; the held-out state NMSE of the nominal and the calibrated
+    twin, the noise floor and the structural gap."""
     model, profile, seed = unit["model"], unit["profile"], unit["seed"]
     device = delay_device(settings["n_units"], seed=seed, model=model, profile=profile)
     probe = np.random.default_rng(200 + seed).uniform(-1, 1, (*settings["probe_shape"], 1))
@@ -122,6 +133,8 @@ def calibration_rows(unit, settings) -> list[dict]:
 
 
 def speed_rows(unit, settings) -> list[dict]:
+    """Part 4: seconds per measurement on the ideal and the benchtop profile, timed in alternating rounds after
+    compilation, and the median of the rounds' ratios."""
     model, speed = unit["model"], settings["speed"]
     u = np.random.default_rng(0).uniform(-1, 1, (speed["n_samples"], 1))
     devices = {p: delay_device(speed["n_units"], seed=0, model=model, profile=p) for p in ("ideal", "benchtop")}
@@ -152,6 +165,8 @@ def _median_interval(values: list[float]) -> str:
 
 
 def summary(rows: list[dict]) -> str:
+    """The printed summary: gradient cosine per model, profile and SNR, the calibration NMSEs, the speed ratio,
+    each a median [95 % bootstrap interval] over devices."""
     lines = ["Physical gradient vs exact (cosine; median [95 % bootstrap interval] over devices)"]
     for model in MODELS:
         for profile in PROFILES:
@@ -179,6 +194,8 @@ def summary(rows: list[dict]) -> str:
 
 
 def plot(directory: Path | str) -> list[Path]:
+    """Redraw the figure from ``results.csv``, one row per model: a node's states per profile, the gradient
+    cosine against SNR, and the calibration NMSEs."""
     plt = pyplot()
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")

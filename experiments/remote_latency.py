@@ -100,6 +100,7 @@ class Timed:
         return getattr(self.device, name)
 
     def measure(self, inputs: Any, input_side: Any = None) -> Any:
+        """The wrapped device's ``measure``, its wall time added to ``waiting``."""
         begin = time.perf_counter()
         try:
             return self.device.measure(inputs, input_side)
@@ -125,6 +126,8 @@ def waiting_fraction(device: Any, n_epochs: int) -> dict[str, float]:
 
 
 def run(repeats: int) -> dict[str, Any]:
+    """Start the three servers, take the three measurements (medians of ``repeats`` interleaved calls) and
+    stop the servers; the numbers as a JSON-ready dict."""
     from hardware_sim import delay_device
     from hardware_sim.remote import RemoteDevice
 
@@ -173,6 +176,7 @@ def run(repeats: int) -> dict[str, Any]:
 
 
 def report(results: dict[str, Any]) -> str:
+    """The numbers of ``run`` as printed lines: overhead and transfer share, latency, throughput, waiting."""
     ms = lambda key: f"{1e3 * results[key]:.2f} ms"
     lines = [
         f"{results['n_units']}-node measurement of {results['big_samples']} samples (medians of "
@@ -195,6 +199,7 @@ def report(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line: run, print the report, and write the numbers as JSON to ``--out`` if given."""
     parser = argparse.ArgumentParser(prog="python -m experiments.remote_latency", description=__doc__)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")

@@ -109,6 +109,8 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` all at once: to a temporary file beside it, then renamed over it, so that a
+    crash leaves the old file or the new one, never half of one."""
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
     os.replace(temporary, path)

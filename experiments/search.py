@@ -24,6 +24,8 @@ DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-10, 0))
 
 @dataclass(frozen=True)
 class SearchResult:
+    """What ``grid_search`` found: the best configuration, its ridge α and validation error, and every trial."""
+
     config: dict[str, Any]  # the best reservoir hyperparameters
     alpha: float  # the best ridge regularisation for them
     score: float  # its validation error

@@ -132,6 +132,7 @@ def compile_seconds(timed: dict[str, float]) -> float:
 
 
 def rows_of(case: str, implementation: str, values: dict[str, float]) -> list[dict]:
+    """One tidy row per metric of ``values``, for ``case`` and ``implementation``."""
     return [dict(case=case, implementation=implementation, metric=m, value=float(v)) for m, v in values.items()]
 
 
@@ -350,6 +351,8 @@ def batched_states_case(sizes: dict, repeats: int) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------
 
 def delay_case(sizes: dict, repeats: int) -> list[dict]:
+    """Case d: input samples per second of the sine and sin² low-pass delay reservoirs and of a dense ESN of
+    the same size, and each delay reservoir's rate relative to the ESN's."""
     from reservoir import delay_reservoir, esn, run
 
     n, n_steps = sizes["n_units"], sizes["n_steps"]
@@ -396,6 +399,8 @@ def bptt_problem(n_units: int, n_steps: int, batch: int, checkpoint_every: int |
 
 
 def bptt_case(sizes: dict, repeats: int) -> list[dict]:
+    """Case e: one BPTT gradient against one forward ``run`` (seconds and their ratio), and the peak memory of
+    a long checkpointed gradient in a fresh process."""
     from reservoir import run
 
     grad, trainable, readout, u, y, params = bptt_problem(sizes["n_units"], sizes["n_steps"], sizes["batch"])
@@ -463,6 +468,8 @@ def classification_step(n_units: int, batch: int, task: str):
 
 
 def classification_bptt_case(sizes: dict, repeats: int) -> list[dict]:
+    """Case g: one jitted BPTT training step on Japanese vowels and on MNIST-1D against the forward ``run`` of
+    the same batch (seconds, their ratio, compile times)."""
     rows = []
     for task in ("japanese_vowels", "mnist1d"):
         step, state, forward_call = classification_step(sizes["n_units"], sizes["batch"], task)
@@ -523,10 +530,12 @@ def with_targets(rows: list[dict]) -> list[dict]:
 
 
 def met(row: dict) -> bool:
+    """Whether a row reaches its target: value ≥ target for a ``"min"`` target, ≤ for a ``"max"`` one."""
     return row["value"] >= row["target"] if row["kind"] == "min" else row["value"] <= row["target"]
 
 
 def summary_table(rows: list[dict]) -> str:
+    """The rows that have a target, one line each: value, target and whether it is met."""
     lines = [f"{'case':22s} {'implementation':18s} {'metric':38s} {'value':>10s} {'target':>9s}  met"]
     for row in rows:
         if row.get("kind") in ("min", "max"):

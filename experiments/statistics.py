@@ -87,10 +87,12 @@ class WinFraction:
 
     @property
     def n(self) -> int:
+        """The number of devices compared: wins + ties + losses."""
         return self.wins + self.ties + self.losses
 
     @property
     def fraction(self) -> float:
+        """(wins + ties / 2) / n: the fraction of devices won, a tie counting half."""
         return (self.wins + 0.5 * self.ties) / self.n
 
     def format(self, digits: int = 2) -> str:

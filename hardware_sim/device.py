@@ -144,10 +144,12 @@ class Device:
 
     @property
     def n_units(self) -> int:
+        """N, the number of states measured at every time step (the nominal model's)."""
         return self._nominal.n_units
 
     @property
     def n_inputs(self) -> int:
+        """D, the number of input channels (the nominal model's)."""
         return self._nominal.n_inputs
 
     @property

@@ -147,11 +147,13 @@ class _Wrapper:
 
     n_calls = property(lambda self: self.device.n_calls, doc="The wrapped device's measurements so far.")
     n_samples = property(lambda self: self.device.n_samples, doc="The wrapped device's B · T samples so far.")
-    n_units = property(lambda self: self.device.n_units)
-    n_inputs = property(lambda self: self.device.n_inputs)
-    trainable_fields = property(lambda self: self.device.trainable_fields)
+    n_units = property(lambda self: self.device.n_units, doc="The wrapped device's N states per step.")
+    n_inputs = property(lambda self: self.device.n_inputs, doc="The wrapped device's D input channels.")
+    trainable_fields = property(lambda self: self.device.trainable_fields,
+                                doc="The wrapped device's writable input-side fields.")
 
     def nominal_twin(self) -> Any:
+        """The wrapped device's nominal twin."""
         return self.device.nominal_twin()
 
     def _optional(self, name: str) -> Callable:
@@ -200,6 +202,7 @@ class RetryingDevice(_Wrapper):
 
     @property
     def n_samples(self) -> int:
+        """The wrapped device's B · T samples so far (read with retries, as ``n_calls``)."""
         return self._call("n_samples", lambda: self.device.n_samples, query=False)
 
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -280,6 +283,7 @@ class FaultyDevice(_Wrapper):
         self.n_requests = 0
 
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
+        """``device.measure``, or the fault drawn for this request."""
         return self._inject(lambda: self.device.measure(inputs, input_side))
 
     def _adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,

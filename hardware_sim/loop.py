@@ -161,6 +161,8 @@ class LoopPhysics:
 
     @property
     def noisy(self) -> bool:
+        """Whether any in-loop noise is on (floor, relative intensity noise or shot noise): a noisy loop gives a
+        different measurement at every call."""
         return bool(self.noise_floor or self.rin or self.shot)
 
 
@@ -233,6 +235,9 @@ def drive(params: DelayParams, inputs: jax.Array, physics: LoopPhysics) -> jax.A
 
 
 def through_dac(value: jax.Array, physics: LoopPhysics) -> jax.Array:
+    """``value`` as the drive DAC writes it: clipped at ± ``drive_range`` · π, then rounded to 2^``drive_bits``
+    levels over that range; unchanged when the loop has no drive range.  Differentiable: the rounding passes the
+    gradient straight through, the clipping blocks it."""
     if physics.drive_range is None:
         return value
     full_scale = physics.drive_range * math.pi
@@ -391,6 +396,8 @@ def modulator_arguments(written: DelayParams, inputs: jax.Array, states: jax.Arr
 
 
 def check_loop_model(params: Any) -> None:
+    """Raise ``ValueError`` unless ``params`` is a ``DelayParams`` whose node model has an in-loop simulation
+    (``LOOP_MODELS``): the opto-electronic ring is written for those models only."""
     if not isinstance(params, DelayParams) or params.model not in LOOP_MODELS:
         kind = type(params).__name__ + (f" {params.model!r}" if isinstance(params, DelayParams) else "")
         raise ValueError(f"in-loop physics and the physical backward pass are built for delay devices with model "

@@ -6,21 +6,15 @@ or a class of your own around an instrument driver or an external simulator (REA
 
 Required (``DeviceProtocol``):
 
-=====================  =========================================================================================
-member                 meaning
-=====================  =========================================================================================
-``measure(inputs,      drive the device with ``inputs`` (T, D) or (B, T, D), the trainer's current values of
-input_side=None)``     the input-side fields written to it (``{field: array}``, fields left out keep their
-                       nominal values), and return the measured states (T, N) or (B, T, N)
-``trainable_fields``   the names ``input_side`` may hold; their shapes (and dtype) are those of the same fields
-                       of ``nominal_twin()``, their writable ranges the device's own (a DAC clips outside them)
-``nominal_twin()``     a reservoir (``DelayParams`` or ``ESNParams``) with the device's nominal parameters: the
-                       starting input side of every trainer, the shapes, and the model of the twin-based modes
-``n_units``,           N and D
-``n_inputs``
-``n_calls``,           cost counters: measurements so far, and B · T input steps processed so far
-``n_samples``
-=====================  =========================================================================================
+* ``measure(inputs, input_side=None)``: drive the device with ``inputs`` (T, D) or (B, T, D), the trainer's
+  current values of the input-side fields written to it (``{field: array}``, fields left out keep their
+  nominal values), and return the measured states (T, N) or (B, T, N).
+* ``trainable_fields``: the names ``input_side`` may hold; their shapes (and dtype) are those of the same
+  fields of ``nominal_twin()``, their writable ranges the device's own (a DAC clips outside them).
+* ``nominal_twin()``: a reservoir (``DelayParams`` or ``ESNParams``) with the device's nominal parameters: the
+  starting input side of every trainer, the shapes, and the model of the twin-based modes.
+* ``n_units``, ``n_inputs``: N and D.
+* ``n_calls``, ``n_samples``: cost counters: measurements so far, and B · T input steps processed so far.
 
 Optional:
 
@@ -34,21 +28,16 @@ Optional:
 
 Which training modes (``hardware_sim.training.MODES``) need which parts:
 
-=====================  =========================================================================================
-mode                   needs
-=====================  =========================================================================================
-``digital``            ``nominal_twin`` (the trainer never measures while training; ``measure`` is used only
-                       by evaluation)
-``digital+readout``    ``nominal_twin``, ``measure`` (the final ridge refit)
-``hil``                ``measure`` (forward), ``nominal_twin`` (or a calibrated ``twin=``) for the backward
-``physical_backprop``  ``measure`` and ``adjoint``
-``spsa``,              ``measure`` only (``nominal_twin`` for the starting values)
-``finite_difference``
-calibration            ``measure``, a ``DelayParams`` ``nominal_twin`` (``calibrate_twin`` also reads the
-                       simulated device's hidden truth to report what it removed: simulated devices only)
-bit-identical resume   ``snapshot`` / ``restore``; without them a resumed training continues correctly from the
-and fault replay       checkpoint, on the device's noise as it comes
-=====================  =========================================================================================
+* ``digital``: ``nominal_twin`` (the trainer never measures while training; ``measure`` is used only by
+  evaluation).
+* ``digital+readout``: ``nominal_twin``, ``measure`` (the final ridge refit).
+* ``hil``: ``measure`` (forward), ``nominal_twin`` (or a calibrated ``twin=``) for the backward.
+* ``physical_backprop``: ``measure`` and ``adjoint``.
+* ``spsa``, ``finite_difference``: ``measure`` only (``nominal_twin`` for the starting values).
+* calibration: ``measure``, a ``DelayParams`` ``nominal_twin`` (``calibrate_twin`` also reads the simulated
+  device's hidden truth to report what it removed: simulated devices only).
+* bit-identical resume and fault replay: ``snapshot`` / ``restore``; without them a resumed training continues
+  correctly from the checkpoint, on the device's noise as it comes.
 """
 
 from __future__ import annotations
@@ -65,23 +54,31 @@ class DeviceProtocol(Protocol):
     """The members every device provides (module docstring)."""
 
     @property
-    def n_calls(self) -> int: ...
+    def n_calls(self) -> int:
+        """Measurements made so far (each ``measure`` call counts one, whatever its batch)."""
 
     @property
-    def n_samples(self) -> int: ...
+    def n_samples(self) -> int:
+        """Input steps processed so far: B · T summed over the measurements."""
 
     @property
-    def n_units(self) -> int: ...
+    def n_units(self) -> int:
+        """N, the number of states measured at every time step."""
 
     @property
-    def n_inputs(self) -> int: ...
+    def n_inputs(self) -> int:
+        """D, the number of input channels."""
 
     @property
-    def trainable_fields(self) -> tuple[str, ...]: ...
+    def trainable_fields(self) -> tuple[str, ...]:
+        """The input-side fields a trainer may write (the keys ``input_side`` may hold)."""
 
-    def nominal_twin(self) -> Any: ...
+    def nominal_twin(self) -> Any:
+        """A reservoir with the device's nominal parameters: the trainers' starting values and model."""
 
-    def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> Any: ...
+    def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> Any:
+        """Drive the device with (T, D) or (B, T, D) ``inputs`` and the written ``input_side`` (``{field:
+        array}``; fields left out keep their nominal values); return the measured (T, N) or (B, T, N) states."""
 
 
 @runtime_checkable
@@ -89,16 +86,20 @@ class AdjointDevice(DeviceProtocol, Protocol):
     """A device with a physical backward pass (``physical_backprop``)."""
 
     def adjoint(self, inputs: Any, input_side: Mapping[str, Any] | None, cotangent: Any, *,
-                states: Any = None) -> dict[str, Any]: ...
+                states: Any = None) -> dict[str, Any]:
+        """∂L/∂(input side) as ``{field: gradient}`` for ∂L/∂states = ``cotangent``, by a backward pass through
+        the device itself, given the ``states`` its forward measurement recorded (None: measured first)."""
 
 
 @runtime_checkable
 class ReplayableDevice(DeviceProtocol, Protocol):
     """A device whose measurements can be replayed (a simulation): bit-identical resume and fault retries."""
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> Any:
+        """The state that makes the next measurement what it is (noise keys, drift, counters)."""
 
-    def restore(self, snapshot: Any) -> None: ...
+    def restore(self, snapshot: Any) -> None:
+        """Put back a state taken by ``snapshot``: the measurements that follow repeat bit for bit."""
 
 
 def check_device(device: Any, mode: str | None = None) -> DeviceProtocol:

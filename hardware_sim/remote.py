@@ -106,6 +106,7 @@ def prefixed(arrays: Mapping[str, Any] | None, prefix: str) -> dict[str, Any]:
 
 
 def unprefixed(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The inverse of ``prefixed``: ``{name: array}`` for the message's arrays named ``prefix/name``."""
     return {name[len(prefix) + 1:]: value for name, value in arrays.items() if name.startswith(prefix + "/")}
 
 
@@ -122,6 +123,8 @@ def encode_twin(twin: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 def decode_twin(description: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """The inverse of ``encode_twin``: the nominal twin rebuilt from its JSON description and ``twin/`` arrays;
+    ``ProtocolError`` for a twin type this side does not know."""
     if not isinstance(description, dict) or description.get("type") not in TWIN_TYPES:
         raise ProtocolError(f"twin must be one of {sorted(TWIN_TYPES)}, got {str(description)[:200]}")
     import jax.numpy as jnp
@@ -217,21 +220,26 @@ class RemoteDevice:
 
     @property
     def n_samples(self) -> int:
+        """The served device's B · T samples so far (asked from the server)."""
         return self._request("counters")[0]["n_samples"]
 
     @property
     def n_units(self) -> int:
+        """The served device's N states per step (told at connection)."""
         return self._info["n_units"]
 
     @property
     def n_inputs(self) -> int:
+        """The served device's D input channels (told at connection)."""
         return self._info["n_inputs"]
 
     @property
     def trainable_fields(self) -> tuple[str, ...]:
+        """The served device's writable input-side fields (told at connection)."""
         return tuple(self._info["trainable_fields"])
 
     def nominal_twin(self) -> Any:
+        """The served device's nominal twin, sent once at connection."""
         return self._twin
 
     def measure(self, inputs: Any, input_side: Mapping[str, Any] | None = None) -> np.ndarray:
@@ -243,6 +251,8 @@ class RemoteDevice:
 
     @property
     def adjoint(self) -> Any:
+        """The served device's physical backward pass (``DeviceProtocol``'s ``adjoint``); an ``AttributeError``
+        when it has none, so that ``hasattr(device, "adjoint")`` tells, as for a local device."""
         if not self._info["adjoint"]:
             raise AttributeError(f"{self!r}: the served device has no adjoint (physical backward pass)")
         return self._adjoint
@@ -257,12 +267,16 @@ class RemoteDevice:
 
     @property
     def snapshot(self) -> Any:
+        """The served device's ``snapshot``, returning its state as a tuple of arrays; an ``AttributeError`` when
+        it cannot be replayed (``hasattr`` tells)."""
         if not self._info["replayable"]:
             raise AttributeError(f"{self!r}: the served device cannot be replayed (no snapshot)")
         return self._snapshot
 
     @property
     def restore(self) -> Any:
+        """The served device's ``restore``, taking what ``snapshot()`` returned; an ``AttributeError`` when it
+        cannot be replayed (``hasattr`` tells)."""
         if not self._info["replayable"]:
             raise AttributeError(f"{self!r}: the served device cannot be replayed (no restore)")
         return self._restore

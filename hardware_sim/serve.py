@@ -95,9 +95,11 @@ class DeviceServer:
             self._socket.send_multipart([identity, *envelope, *reply], copy=False)
 
     def stop(self) -> None:
+        """Ask ``serve`` to return after the request at hand (safe from another thread or a signal handler)."""
         self._stop.set()
 
     def close(self) -> None:
+        """Close the socket at once, dropping unsent replies (call after ``serve`` has returned)."""
         self._socket.close(linger=0)
 
     def handle(self, frames: Sequence[Any]) -> list[Any]:
@@ -188,6 +190,8 @@ OPERATIONS: dict[str, Callable[[DeviceServer, dict, dict], tuple[dict, dict]]] =
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Command line (``python -m hardware_sim.serve --profile P --port K``): build a simulated device of profile
+    P and serve it until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m hardware_sim.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="ideal")
     parser.add_argument("--seed", type=int, default=0)

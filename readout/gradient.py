@@ -90,10 +90,12 @@ class Readout:
 
     @property
     def n_features(self) -> int:
+        """F, the width of the features the first layer takes."""
         return self.layers[0].weight.shape[0]
 
     @property
     def n_outputs(self) -> int:
+        """O, the width of the last layer's output."""
         return self.layers[-1].weight.shape[1]
 
 
@@ -469,9 +471,11 @@ CHECKPOINT_FORMAT = 1
 class Resumable(Protocol):
     """State outside the optimiser that a resumed training must restore (a device's key stream, counters)."""
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> Any:
+        """That state, saved with each checkpoint."""
 
-    def restore(self, snapshot: Any) -> None: ...
+    def restore(self, snapshot: Any) -> None:
+        """Put back a state ``snapshot`` returned, when a training resumes from its checkpoint."""
 
 
 # Exceptions raised by host code that compiled steps call (``io_callback``: a device query) reach the caller

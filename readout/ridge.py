@@ -50,6 +50,7 @@ class RidgeStatistics:
 
     @property
     def n_features(self) -> int:
+        """F, the number of feature columns summarised."""
         return self.sum_x.shape[0]
 
     def squared_error(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -59,6 +60,7 @@ class RidgeStatistics:
                 + self.count * intercept**2)
 
     def target_variance(self) -> np.ndarray:
+        """Var y = Σy²/n − ȳ² per output (O,): the normaliser of an NMSE, from the statistics alone."""
         mean = self.sum_y / self.count
         return self.yty / self.count - mean**2
 
@@ -164,6 +166,8 @@ class StreamingRidge:
         self.statistics: RidgeStatistics | None = None
 
     def update(self, features: Any, targets: Any, washout: int = 0) -> StreamingRidge:
+        """Add a chunk's statistics: ``features`` (T, F) or (B, T, F), ``targets`` with the same leading axes,
+        their first ``washout`` steps dropped; the columns must match earlier chunks'.  Returns ``self``."""
         stats = ridge_statistics(features, targets, washout)
         if self.statistics is not None:
             for name, new, old in (("features", stats.n_features, self.statistics.n_features),
@@ -174,6 +178,7 @@ class StreamingRidge:
         return self
 
     def to_ridge(self) -> Ridge:
+        """The ``Ridge`` readout solved from everything added so far (what one ``fit`` on all of it gives)."""
         if self.statistics is None:
             raise ValueError("no data: call update(features, targets) at least once before to_ridge()")
         ridge = Ridge(self.alpha, self.fit_intercept)
@@ -196,11 +201,15 @@ class Ridge:
         self.intercept_: np.ndarray | None = None
 
     def fit(self, features: Any, targets: Any, washout: int = 0) -> Ridge:
+        """Solve (XcᵀXc + αI) W = XcᵀYc, b = ȳ − x̄ᵀW (Hoerl & Kennard, Technometrics 12, 55 (1970); the
+        intercept unpenalised) on the samples after ``washout``; sets ``coef_`` (F, O) and ``intercept_`` (O,),
+        returns ``self``."""
         stats = ridge_statistics(features, _as_2d_targets(targets), washout)
         self.coef_, self.intercept_ = solve_ridge(stats, self.alpha, self.fit_intercept)
         return self
 
     def predict(self, features: Any) -> np.ndarray:
+        """x W + b for (F,), (T, F) or (B, T, F) ``features``: an array of the same leading shape, F → O."""
         if self.coef_ is None:
             raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
         features = check_array("features", features, (1, 2, 3), {-1: self.coef_.shape[0]})
@@ -243,6 +252,9 @@ class RidgeCV(Ridge):
         super().__init__(self.alphas[0], fit_intercept)
 
     def fit(self, features: Any, targets: Any, washout: int = 0) -> RidgeCV:
+        """Score every alpha by k-fold cross-validation on the samples after ``washout`` (each fold's statistics
+        computed once), keep the lowest mean held-out NMSE in ``alpha_`` and refit on all folds; returns
+        ``self``."""
         features = check_array("features", features, (2, 3), nonempty=True)
         targets = check_array("targets", _as_2d_targets(targets), (2, 3), nonempty=True)
         check_same_length("features", features, "targets", targets)

@@ -145,18 +145,22 @@ class DelayParams:
 
     @property
     def n_units(self) -> int:
+        """N, the number of virtual nodes along the delay line (rows of the input mask)."""
         return self.mask.shape[0]
 
     @property
     def n_inputs(self) -> int:
+        """D, the number of input channels (columns of the input mask)."""
         return self.mask.shape[1]
 
     @property
     def n_feedback(self) -> int:
+        """0: a delay reservoir has no output feedback."""
         return 0
 
     @property
     def dtype(self) -> jnp.dtype:
+        """The dtype of the input mask, and so of the states."""
         return self.mask.dtype
 
     @property
@@ -389,13 +393,11 @@ def delay_reservoir(
 
     Defaults (arguments left None):
 
-    ==============  ==========  =============  =======  ==================  ========
-    model           input_gain  feedback_gain  phase    node_separation     exponent
-    ==============  ==========  =============  =======  ==================  ========
-    sine            0.5         0.8            0        –                   –
-    sin2_lowpass    0.5         0.9            π/4      20.82/(0.241 N)     –
-    mackey_glass    0.05        0.4            (unused) 0.2                 1
-    ==============  ==========  =============  =======  ==================  ========
+    | model         | input_gain | feedback_gain | phase    | node_separation  | exponent |
+    | ------------- | ---------- | ------------- | -------- | ---------------- | -------- |
+    | sine          | 0.5        | 0.8           | 0        | –                | –        |
+    | sin2_lowpass  | 0.5        | 0.9           | π/4      | 20.82/(0.241 N)  | –        |
+    | mackey_glass  | 0.05       | 0.4           | (unused) | 0.2              | 1        |
 
     Example:
         >>> import jax.numpy as jnp

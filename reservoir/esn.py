@@ -63,18 +63,22 @@ class ESNParams:
 
     @property
     def n_units(self) -> int:
+        """N, the number of neurons: the length of the state vector."""
         return self.W.shape[0]
 
     @property
     def n_inputs(self) -> int:
+        """D, the number of input channels (columns of ``W_in``)."""
         return self.W_in.shape[1]
 
     @property
     def n_feedback(self) -> int:
+        """The number of fed-back output channels (columns of ``W_fb``); 0 without output feedback."""
         return 0 if self.W_fb is None else self.W_fb.shape[1]
 
     @property
     def dtype(self) -> jnp.dtype:
+        """The dtype of the weights, and so of the states."""
         return self.W.dtype
 
     def step(self, state: jax.Array, u: jax.Array, y_prev: jax.Array | None = None) -> jax.Array:
@@ -107,6 +111,11 @@ class ESNParams:
         return step, initial_state
 
     def sequence(self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None) -> jax.Array:
+        """Run one sequence: (T, D) inputs and the (N,) state x(−1) -> (T, N) states.
+
+        With ``teacher`` (T, O), step t is fed the target y(t − 1) through ``W_fb`` (zero at t = 0): teacher
+        forcing, as Jaeger (2001) trains networks with output feedback.
+        """
         if teacher is None:
             return jax.lax.scan(*self.scan_step(initial_state), inputs)[1]
         # Teacher forcing: step t sees the target of step t − 1 (zero before the first step).

@@ -3,12 +3,10 @@
 The recurrent part of a reservoir (``W`` and the leak of an ESN; the loop itself of a delay reservoir) stays
 fixed; what enters it may be trained by gradient descent, jointly with the readout:
 
-==============  ============================================================================
-model           trainable fields (``TRAINABLE_FIELDS``)
-==============  ============================================================================
-DelayParams     ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain``, ``phase`` ()
-ESNParams       ``W_in`` (N, D), ``bias`` (N,), ``input_scaling`` () — a scalar multiplying ``W_in``
-==============  ============================================================================
+| model        | trainable fields (``TRAINABLE_FIELDS``)                                                  |
+| ------------ | ---------------------------------------------------------------------------------------- |
+| DelayParams  | ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain``, ``phase`` ()     |
+| ESNParams    | ``W_in`` (N, D), ``bias`` (N,), ``input_scaling`` () — a scalar multiplying ``W_in``     |
 
 ``split_trainable`` picks the named fields as a dict (what an optax optimiser updates) and returns the pure
 ``combine`` that rebuilds the full parameters.  ``run_states`` is a differentiable run with two options for

@@ -25,6 +25,7 @@ class Interval:
     integer: bool = False
 
     def describe(self) -> str:
+        """The interval in words, for error messages: "a real number in (0, 1]", "an integer in [1, inf)"."""
         kind = "an integer" if self.integer else "a real number"
         if self.low is None and self.high is None:
             return f"{kind}"
@@ -35,6 +36,7 @@ class Interval:
         return f"{kind} in {left}{low}, {high}{right}"
 
     def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval, its ends included or not as ``closed`` says."""
         if self.low is not None:
             if value < self.low or (value == self.low and self.closed in ("right", "neither")):
                 return False
@@ -205,6 +207,8 @@ def check_same_length(name_a: str, a: Any, name_b: str, b: Any) -> None:
 
 
 def check_washout(washout: Any, n_steps: int) -> int:
+    """``washout`` as an int: the number of leading steps left out of a fit, a non-negative integer smaller
+    than the sequence length ``n_steps`` (something must remain to fit)."""
     washout = check_scalar("washout", washout, NON_NEGATIVE_INT)
     if washout >= n_steps:
         raise ValueError(f"washout must be smaller than the sequence length {n_steps}, got {washout}")
