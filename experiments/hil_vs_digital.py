@@ -152,6 +152,7 @@ class Grid:
         return cls(tasks=("narma10", "japanese_vowels"), n_devices=20, n_epochs=8, spsa_steps=20)
 
     def task_options(self, task: str) -> dict[str, Any]:
+        """``tasks.load_task``'s options for ``task``: its layout's, then this grid's size overrides."""
         return dict(LAYOUTS[task].options) | dict(dict(self.sizes).get(task, ()))
 
 
@@ -194,6 +195,7 @@ class DeviceData:
 
     @property
     def validation_fraction(self) -> float:
+        """The held-out share of the training sequences, as ``hardware_sim.baselines``' searches take it."""
         return self.n_held / len(self.inputs)
 
 
@@ -229,6 +231,7 @@ def device_seed(profile: str, mismatch: float, device: int) -> int:
 
 
 def make_device(task_name: str, profile: str, mismatch: float, device: int, n_inputs: int):
+    """A fresh device of the profile and level, the task's size, and the seed of device index ``device``."""
     return delay_device(LAYOUTS[task_name].n_units, n_inputs, seed=device_seed(profile, mismatch, device),
                         profile=profile, mismatch=mismatch, **PROFILE_NOISE[profile])
 
@@ -345,6 +348,7 @@ def units_of(grid: Grid) -> list[dict[str, Any]]:
 
 
 def estimate_seconds(grid: Grid, scheduler: str | None) -> float:
+    """A rough duration of the run before it starts, from ``UNIT_SECONDS`` and the number of workers."""
     kind, value = parse_scheduler(scheduler)
     workers = value if kind == "local" else 1
     share = len(grid.methods) / len(DEVICE_METHODS)
