@@ -447,7 +447,37 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> str:
         n = min(len(next(iter(errors.values()))) for key, errors in by_cell.items() if key[0] == task)
         tables.append(f"### {task}: {metric}, median over {n} devices, against the strongest digital baseline\n\n"
                       + markdown_table(task_cells, ("task", "profile", "mismatch")))
-    return "\n\n".join(tables + [cost_table(rows)])
+    return "\n\n".join([headline_table(rows), *tables, cost_table(rows)])
+
+
+def headline_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per method, one column per cell: the median test error [95 % interval] and, against the
+    strongest digital baseline of the cell (marked *ref*), the devices where the method wins (ties half)."""
+    by_cell = cells(rows)
+    summaries = {key: {s.method: s for s in summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors],
+                                                           floor=_floor(key[0]))}
+                 for key, errors in by_cell.items() if any(m in errors for m in DIGITAL)}
+    methods = list(dict.fromkeys(m for cell in summaries.values() for m in cell))
+    header = ["method", *(f"{task}, {profile} {mismatch:g}" for task, profile, mismatch in summaries)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for method in methods:
+        entries = [method]
+        for cell in summaries.values():
+            s = cell.get(method)
+            if s is None:
+                entries.append("")
+                continue
+            text = s.median.format(3)
+            if s.versus is None:
+                text += " *ref*"
+            elif method not in NO_DEVICE["regression"] + NO_DEVICE["classification"]:
+                win = s.versus.win
+                text += f", wins {win.wins + 0.5 * win.ties:g}/{win.n}"
+            entries.append(text)
+        lines.append("| " + " | ".join(entries) + " |")
+    n = min(s.n for cell in summaries.values() for s in cell.values())
+    return (f"### test error, median [95 % CI] over {n}+ devices; wins against the strongest digital baseline "
+            f"(*ref*)\n\n" + "\n".join(lines))
 
 
 def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -81,6 +81,7 @@ SPSA_GAINS = {"spsa_gain": (0.1, 0.5, 2.0, 8.0), "spsa_perturbation": (0.03, 0.1
 # reservoir_tuned's scan around the sine device's nominal knobs (input gain 0.5, feedback gain 0.8, phase 0).
 KNOBS = {"input_gain": (0.25, 0.5, 1.0, 2.0), "feedback_gain": (0.4, 0.8, 1.2), "phase": (-0.4, 0.0, 0.4)}
 DIGITAL_KINDS = ("digital", "noise_aware", "randomized", "calibrated")
+PRIOR_DRAWS = 8  # devices drawn from the mismatch prior to score domain randomisation's held-out chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -404,18 +405,25 @@ def train_in_model(device: Device, inputs: Any, targets: Any, *, model: TwinMode
                    n_held: int, names: Sequence[str] = NAMES, washout: int = 0, pool: bool = False,
                    alpha: float = TRAIN_ALPHA, seed: int = 0, **train_options: Any) -> tuple[dict, float]:
     """``(input_side, held-out score)``: the input side trained in ``model`` (no device query) by the projected
-    loss on all sequences but the last ``n_held``, early-stopped on those out of sample (scored in the same
-    model without its prior draw: the centre of the prior, with the twin's noise)."""
+    loss on all sequences but the last ``n_held``, early-stopped on those out of sample, scored in the same
+    model: with a mismatch prior, the median score over ``PRIOR_DRAWS`` devices drawn from it (the same draws
+    at every epoch, so epochs compare; the median, because a draw past the loop's stability limit scores
+    anything badly) — domain randomisation's own objective, the typical device of the prior, not its centre."""
     twin = device.nominal_twin()
     start, _ = split_trainable(twin, list(names))
     stream = _KeyStream(seed)
     context = {"twin": twin, **knobs, "stream": np.int32(stream.handle)}
-    scoring = dataclasses.replace(model, prior=None)
+    draws = 1 if model.prior is None else PRIOR_DRAWS
 
     def score(side: dict[str, Any]) -> float:
-        states = _model_states(scoring, side, jnp.asarray(inputs, twin.dtype), context)
-        raise_if_diverged(states, "the model's states on the held-out chunks", "the learning rate is too high")
-        return held_out_score(states, targets, n_held, washout=washout, alpha=alpha, pool=pool)
+        scores = []
+        for draw in range(draws):  # fixed streams: every call scores the same noise and prior draws
+            fixed = _KeyStream(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+            states = _model_states(model, side, jnp.asarray(inputs, twin.dtype),
+                                   dict(context, stream=np.int32(fixed.handle)))
+            raise_if_diverged(states, "the model's states on the held-out chunks", "the learning rate is too high")
+            scores.append(held_out_score(states, targets, n_held, washout=washout, alpha=alpha, pool=pool))
+        return float(np.median(scores))
 
     train_options.setdefault("progress", False)
     result = train_held_out(_ProjectedLoss(model, washout, pool, alpha), {"input_side": start}, inputs, targets,
