@@ -81,7 +81,7 @@ SPSA_GAINS = {"spsa_gain": (0.1, 0.5, 2.0, 8.0), "spsa_perturbation": (0.03, 0.1
 # reservoir_tuned's scan around the sine device's nominal knobs (input gain 0.5, feedback gain 0.8, phase 0).
 KNOBS = {"input_gain": (0.25, 0.5, 1.0, 2.0), "feedback_gain": (0.4, 0.8, 1.2), "phase": (-0.4, 0.0, 0.4)}
 DIGITAL_KINDS = ("digital", "noise_aware", "randomized", "calibrated")
-PRIOR_DRAWS = 8  # devices drawn from the mismatch prior to score domain randomisation's held-out chunks
+PRIOR_DRAWS = 4  # devices drawn from the mismatch prior to score domain randomisation's held-out chunks
 
 
 @dataclasses.dataclass(frozen=True)
