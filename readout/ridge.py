@@ -198,10 +198,13 @@ class Ridge:
     ``intercept_`` (O,) are its ``W`` and ``b`` under scikit-learn's names.
     """
 
+    readout_: LinearReadout | None
+    """The fitted readout, ``W`` (F, O) and ``b`` (O,) as NumPy float64 arrays; None before ``fit``."""
+
     def __init__(self, alpha: float = 1e-6, fit_intercept: bool = True) -> None:
         self.alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
         self.fit_intercept = fit_intercept
-        self.readout_: LinearReadout | None = None
+        self.readout_ = None
 
     @property
     def coef_(self) -> np.ndarray | None:

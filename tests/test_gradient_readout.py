@@ -8,7 +8,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from readout import Ridge
+from readout import LinearReadout, Ridge
 from readout.gradient import (
     DivergenceError,
     apply_readout,
@@ -158,9 +158,9 @@ def test_generic_pytree_params_and_custom_optimizer():
     X, Y = regression(64)
 
     def loss_fn(p, x, y):
-        return jnp.mean((x @ p["W"] + p["b"] - y) ** 2)
+        return jnp.mean((p["readout"](x) - y) ** 2)
 
-    params = {"W": jnp.zeros((5, 2)), "b": jnp.zeros(2)}
+    params = {"readout": LinearReadout(jnp.zeros((5, 2)), jnp.zeros(2))}  # a dict holding a dataclass pytree
     result = train(loss_fn, params, (X, Y), optimizer=optax.adam(0.05), n_epochs=100, batch_size=16,
                    progress=False)
     assert result.history["train"][-1] < 0.05
