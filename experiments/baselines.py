@@ -43,7 +43,7 @@ import numpy as np
 
 from experiments import metrics
 from experiments.tasks import Part, TaskData
-from readout import one_hot, ridge_statistics, solve_ridge
+from readout import LinearReadout, one_hot, ridge_statistics, solve_ridge
 from reservoir.validation import POSITIVE_INT, check_array, check_choice, check_instance, check_scalar
 
 __all__ = [
@@ -179,14 +179,14 @@ def _validation_key(split: TaskData, truth: np.ndarray, prediction: np.ndarray) 
 
 
 def select_ridge(split: TaskData, train: np.ndarray, validation: np.ndarray,
-                 alphas: Sequence[float] = ALPHAS) -> tuple[np.ndarray, np.ndarray, float, float]:
+                 alphas: Sequence[float] = ALPHAS) -> tuple[LinearReadout, float, float]:
     """α chosen on validation, then the readout re-fitted on train + validation.
 
     The statistics of train and validation are accumulated once; every α costs one solve.
 
     Returns:
-        (coef, intercept, validation score, alpha): the re-fitted readout, the best validation score (NMSE,
-        or error rate for classification) and its α.
+        (readout, validation score, alpha): the re-fitted ``LinearReadout`` (NumPy float64), the best
+        validation score (NMSE, or error rate for classification) and its α.
     """
     check_instance("split", split, TaskData)
     y_train, y_validation, _ = _targets(split)
@@ -195,13 +195,12 @@ def select_ridge(split: TaskData, train: np.ndarray, validation: np.ndarray,
     train_stats = ridge_statistics(train, y_train)
     best = None
     for alpha in alphas:
-        coef, intercept = solve_ridge(train_stats, alpha)
-        key = _validation_key(split, y_validation, validation @ coef + intercept)
+        key = _validation_key(split, y_validation, solve_ridge(train_stats, alpha)(validation))
         if best is None or key < best[0]:
             best = (key, alpha)
     (score, _), alpha = best
-    coef, intercept = solve_ridge(train_stats + ridge_statistics(validation, y_validation), alpha)
-    return coef, intercept, score, float(alpha)
+    readout = solve_ridge(train_stats + ridge_statistics(validation, y_validation), alpha)
+    return readout, score, float(alpha)
 
 
 def ridge_readout(split: TaskData, features: Features, alphas: Sequence[float] = ALPHAS) -> BaselineResult:
@@ -210,9 +209,9 @@ def ridge_readout(split: TaskData, features: Features, alphas: Sequence[float] =
     Returns the test metric of the task (``split.metric``), the best validation score (NMSE or error rate)
     and that α.
     """
-    coef, intercept, score, alpha = select_ridge(split, features.train, features.validation, alphas)
-    check_array("features.test", features.test, 2, {0: len(split.test.targets), 1: len(coef)})
-    return BaselineResult(split.score(split.test, features.test @ coef + intercept), score, {"alpha": alpha})
+    readout, score, alpha = select_ridge(split, features.train, features.validation, alphas)
+    check_array("features.test", features.test, 2, {0: len(split.test.targets), 1: readout.n_features})
+    return BaselineResult(split.score(split.test, readout(features.test)), score, {"alpha": alpha})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -230,12 +229,12 @@ def _taps(split: TaskData, expand: Callable[[np.ndarray, int], np.ndarray],
     fits = []
     for n_taps in taps_grid:
         fit_features = expand(series[:n_fit], n_taps)
-        *readout, score, alpha = select_ridge(split, fit_features[split.washout:n_train],
-                                              fit_features[n_train:], ALPHAS)
+        readout, score, alpha = select_ridge(split, fit_features[split.washout:n_train],
+                                             fit_features[n_train:], ALPHAS)
         fits.append((score, n_taps, alpha, readout))
-    score, n_taps, alpha, (coef, intercept) = min(fits, key=lambda fit: fit[0])
+    score, n_taps, alpha, readout = min(fits, key=lambda fit: fit[0])
     prediction = np.concatenate([
-        expand(series[start - n_taps + 1:start + _TEST_BLOCK], n_taps)[n_taps - 1:] @ coef + intercept
+        readout(expand(series[start - n_taps + 1:start + _TEST_BLOCK], n_taps)[n_taps - 1:])
         for start in range(n_fit, len(series), _TEST_BLOCK)])
     return BaselineResult(split.score(split.test, prediction), score, {"taps": n_taps, "alpha": alpha})
 

@@ -332,7 +332,7 @@ def mackey_glass_nrmse84(seed: int, validation: bool, n_trials: int, alpha: floa
     starts = first + np.arange(n_trials) * (warm + n_free)
     driven = np.stack([s[t:t + warm] for t in starts])
     final_states = run(params, driven)[:, -1]
-    outputs = generate(params, readout.coef_, readout.intercept_, final_states, driven[:, -1], n_free)
+    outputs = generate(params, readout.readout_, final_states, driven[:, -1], n_free)
     truth = np.stack([x[t + warm:t + warm + n_free] for t in starts])
     predicted = np.arctanh(np.clip(np.asarray(outputs), -1 + 1e-12, 1 - 1e-12)) + 1
     return metrics.nrmse84(truth, predicted, signal_variance=float(np.var(x)))

@@ -91,6 +91,6 @@ def ridge_validation_score(
     train = ridge_statistics(features[washout:split], targets[washout:split])
     validation = ridge_statistics(features[split:], targets[split:])
     scale = validation.count * validation.target_variance()
-    errors = [float(np.mean(validation.squared_error(*solve_ridge(train, a)) / scale)) for a in alphas]
+    errors = [float(np.mean(validation.squared_error(solve_ridge(train, a)) / scale)) for a in alphas]
     best = int(np.argmin(errors))
     return errors[best], float(alphas[best])

@@ -380,19 +380,20 @@ def bptt_problem(n_units: int, n_steps: int, batch: int, checkpoint_every: int |
     import jax
     import jax.numpy as jnp
 
+    from readout.linear import LinearReadout
     from reservoir import delay_reservoir
     from reservoir.trainable import bptt_loss, split_trainable
 
     params = delay_reservoir(n_units, model="sine", seed=0)
     trainable, combine = split_trainable(params, "mask")
     rng = np.random.default_rng(0)
-    readout = {"W": jnp.asarray(rng.standard_normal((n_units, 1)) * 0.1, jnp.float32),
-               "b": jnp.zeros(1, jnp.float32)}
+    readout = LinearReadout(jnp.asarray(rng.standard_normal((n_units, 1)) * 0.1, jnp.float32),
+                            jnp.zeros(1, jnp.float32))
     u = rng.uniform(-1, 1, (batch, n_steps, 1)).astype(np.float32)
     y = np.roll(u, 1, axis=1)
 
     def loss(trainable, readout, u, y):
-        return bptt_loss(trainable, combine, lambda p, s: s @ p["W"] + p["b"], readout, u, y,
+        return bptt_loss(trainable, combine, LinearReadout.__call__, readout, u, y,
                          washout=min(WARMUP, n_steps // 2), checkpoint_every=checkpoint_every)
 
     return jax.jit(jax.grad(loss, argnums=(0, 1))), trainable, readout, u, y, params
@@ -437,6 +438,7 @@ def classification_step(n_units: int, batch: int, task: str):
 
     from experiments import tasks
     from experiments.benchmarks import N_POINTS
+    from readout.linear import LinearReadout
     from reservoir import delay_reservoir, run
     from reservoir.trainable import run_states, split_trainable
 
@@ -447,14 +449,15 @@ def classification_step(n_units: int, batch: int, task: str):
     params = delay_reservoir(n_units, inputs.shape[2], model="sine", seed=0)
     trainable, combine = split_trainable(params, ("mask", "bias_mask", "input_gain", "feedback_gain", "phase"))
     n_classes = int(part.targets.max()) + 1
-    weights = {"input": trainable, "W": jnp.zeros((N_POINTS * n_units, n_classes), jnp.float32),
-               "b": jnp.zeros(n_classes, jnp.float32)}
+    readout = LinearReadout(jnp.zeros((N_POINTS * n_units, n_classes), jnp.float32),
+                            jnp.zeros(n_classes, jnp.float32))
+    weights = {"input": trainable, "readout": readout}
     optimizer = optax.adam(1e-3)
 
     def loss(weights, inputs, labels):
         states = run_states(combine(weights["input"]), inputs)
         features = states[jnp.arange(len(positions))[:, None], positions].reshape(len(positions), -1)
-        logits = features @ weights["W"] + weights["b"]
+        logits = weights["readout"](features)
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     @jax.jit

@@ -62,10 +62,12 @@ from hardware_sim.training import (
     _ProjectedLoss,
     held_out_score,
     n_held_out,
+    readout_as,
     readout_view,
     train_held_out,
     train_on_device,
 )
+from readout.linear import LinearReadout
 from readout.ridge import Ridge
 from reservoir.core import DivergenceError, raise_if_diverged
 from reservoir.trainable import merge_trainable, run_states, split_trainable
@@ -262,17 +264,16 @@ class MethodResult:
 
 def deployed_readout(device: Device, input_side: dict[str, Any], inputs: Any, targets: Any, n_held: int, *,
                      washout: int, pool: bool, alphas: Sequence[float] = ALPHAS,
-                     states: Any = None) -> tuple[dict[str, jax.Array], float, float]:
+                     states: Any = None) -> tuple[LinearReadout, float, float]:
     """``(readout, alpha, held-out NMSE)``: the training set measured on ``device`` with ``input_side`` (one
     call, unless its ``states`` are given), alpha chosen on the last ``n_held`` sequences (``held_out_alphas``),
-    then the ridge readout of every training sequence with that alpha."""
+    then the ridge ``LinearReadout`` (in the twin's dtype) of every training sequence with that alpha."""
     states = np.asarray(device.measure(inputs, input_side) if states is None else states, np.float64)
     score, alpha = held_out_alphas(states, targets, n_held, washout=washout, alphas=alphas, pool=pool)
     x, y = readout_view(states, np.asarray(targets, np.float64), washout, pool)
     x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-    ridge = Ridge(alpha * len(x)).fit(x, y)
-    dtype = device.nominal_twin().dtype
-    return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}, alpha, score
+    readout = Ridge(alpha * len(x)).fit(x, y).readout_
+    return readout_as(readout, device.nominal_twin().dtype), alpha, score
 
 
 def _checked(device: Device, inputs: Any, targets: Any, pool: bool) -> tuple[np.ndarray, np.ndarray]:

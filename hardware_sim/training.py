@@ -81,6 +81,7 @@ from jax.experimental import io_callback
 from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
 from readout.gradient import FRACTION, TrainResult, host_function, train
+from readout.linear import LinearReadout
 from readout.ridge import Ridge, RidgeStatistics, held_out_nmse, ridge_statistics
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
@@ -104,7 +105,7 @@ StatesFn = Callable[[dict[str, jax.Array], jax.Array], jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class DeviceTrainResult:
-    """``params``: ``{"input_side": {field: array}, "readout": {"W": (N, O), "b": (O,)}}``;
+    """``params``: ``{"input_side": {field: array}, "readout": LinearReadout(W (N, O), b (O,))}``;
     ``history``: ``{"train": [...]}`` the training loss per epoch (twin loss for ``digital``, device loss
     otherwise; for ``spsa`` the mean of L⁺ and L⁻ per step, for ``finite_difference`` the mean of its 2P
     evaluations per step); ``n_calls`` / ``n_samples``: device queries spent by training (measurements and
@@ -329,11 +330,11 @@ def pooled_states(states: Any, washout: int) -> Any:
     return states[..., washout:, :].mean(axis=-2)
 
 
-def readout_mse(states: jax.Array, readout: dict[str, jax.Array], targets: jax.Array, washout: int,
+def readout_mse(states: jax.Array, readout: LinearReadout, targets: jax.Array, washout: int,
                 pool: bool = False) -> jax.Array:
     """MSE of the linear readout ``x @ W + b`` against the targets, on ``readout_view``'s x."""
     x, y = readout_view(states, targets, washout, pool)
-    return jnp.mean((x @ readout["W"] + readout["b"] - y) ** 2)
+    return jnp.mean((readout(x) - y) ** 2)
 
 
 def ridge_penalty(alpha: float, features: Any) -> float:
@@ -400,7 +401,7 @@ def train_held_out(loss: Callable[..., jax.Array], start: dict[str, Any], inputs
 
 def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
     """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
-    after ``washout`` steps; ``params = {"input_side": ..., "readout": {"W", "b"}}``."""
+    after ``washout`` steps; ``params = {"input_side": ..., "readout": LinearReadout}``."""
     return lambda params, inputs, targets: readout_mse(states(params["input_side"], inputs), params["readout"],
                                                       targets, washout)
 
@@ -432,8 +433,7 @@ class _ProjectedLoss:
 
     def __call__(self, params, inputs, targets, context):
         x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
-        readout = _batch_ridge(x, y, self.alpha)
-        return jnp.mean((x @ readout["W"] + readout["b"] - y) ** 2)
+        return jnp.mean((_batch_ridge(x, y, self.alpha)(x) - y) ** 2)
 
 
 def dfa_node_factor(states: jax.Array) -> jax.Array:
@@ -478,7 +478,7 @@ def _dfa_loss(washout: int, pool: bool, alpha: float | None,
             readout = params["readout"]
         else:
             readout = _batch_ridge(x, y, alpha)
-        return x, x @ readout["W"] + readout["b"] - y
+        return x, readout(x) - y
 
     @jax.custom_vjp
     def loss(params, inputs, targets, context):
@@ -499,22 +499,22 @@ def _dfa_loss(washout: int, pool: bool, alpha: float | None,
         gradients = {"input_side": jax.vjp(written, params["input_side"])[1](delta)[0]}
         if "readout" in params:
             flat, flat_output = x.reshape(-1, x.shape[-1]), output.reshape(-1, output.shape[-1])
-            gradients["readout"] = {"W": flat.T @ flat_output, "b": flat_output.sum(0)}
+            gradients["readout"] = LinearReadout(flat.T @ flat_output, flat_output.sum(0))
         return gradients, jnp.zeros_like(inputs), jnp.zeros_like(targets), None
 
     loss.defvjp(forward, backward)
     return loss
 
 
-def _batch_ridge(x: jax.Array, y: jax.Array, alpha: float) -> dict[str, jax.Array]:
-    """The ridge readout {W, b} of one batch (intercept unpenalised), in compiled code."""
+def _batch_ridge(x: jax.Array, y: jax.Array, alpha: float) -> LinearReadout:
+    """The ridge readout of one batch (intercept unpenalised), in compiled code."""
     x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
     x_mean, y_mean = x.mean(0), y.mean(0)
     centred = x - x_mean
     penalty = ridge_penalty(alpha, centred)  # α per row: mean squared error + α‖W‖²
     weights = jnp.linalg.solve(centred.T @ centred + penalty * jnp.eye(x.shape[-1], dtype=x.dtype),
                                centred.T @ (y - y_mean))
-    return {"W": weights, "b": y_mean - x_mean @ weights}
+    return LinearReadout(weights, y_mean - x_mean @ weights)
 
 
 def ridge_objective(device: DeviceProtocol, *, washout: int, alpha: float,
@@ -761,7 +761,7 @@ def train_on_device(
             return device.measure(inputs, side)
         return _twin_states(None)(side, jnp.asarray(inputs, twin.dtype), twin_context)
 
-    def ridge_readout(side: dict[str, Any], measured: bool) -> dict[str, jax.Array]:
+    def ridge_readout(side: dict[str, Any], measured: bool) -> LinearReadout:
         return _ridge_readout(forward_states(side, measured), targets, washout, alpha, twin.dtype, pool)
 
     twin_context = context
@@ -876,8 +876,8 @@ class _QueryCounters:
 
 
 def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | None, inputs: Any, targets: Any, *,
-                         washout: int = 0, alpha: float = 1e-6, pool: bool = False) -> dict[str, jax.Array]:
-    """The ridge readout ``{"W", "b"}`` (``alpha`` per row) of states measured on ``device`` (one call) with
+                         washout: int = 0, alpha: float = 1e-6, pool: bool = False) -> LinearReadout:
+    """The ridge ``LinearReadout`` (``alpha`` per row) of states measured on ``device`` (one call) with
     ``input_side``: the "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a
     trained one."""
     states = device.measure(inputs, input_side)
@@ -885,10 +885,15 @@ def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | No
 
 
 def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any,
-                   pool: bool) -> dict[str, jax.Array]:
+                   pool: bool) -> LinearReadout:
     x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
-    ridge = Ridge(ridge_penalty(alpha, x)).fit(x, y)
-    return {"W": jnp.asarray(ridge.coef_, dtype), "b": jnp.asarray(ridge.intercept_, dtype)}
+    return readout_as(Ridge(ridge_penalty(alpha, x)).fit(x, y).readout_, dtype)
+
+
+def readout_as(readout: LinearReadout, dtype: Any) -> LinearReadout:
+    """``readout`` with its arrays as JAX arrays of ``dtype`` (the twin's): what the trainers and the
+    compiled losses hold."""
+    return jax.tree_util.tree_map(functools.partial(jnp.asarray, dtype=dtype), readout)
 
 
 def device_predictions(device: DeviceProtocol, params: dict[str, Any], inputs: Any, *, washout: int = 0,
@@ -898,7 +903,8 @@ def device_predictions(device: DeviceProtocol, params: dict[str, Any], inputs: A
     states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
     if pool:
         states = pooled_states(states, washout)
-    return states @ np.asarray(params["readout"]["W"], np.float64) + np.asarray(params["readout"]["b"])
+    host = jax.tree_util.tree_map(functools.partial(np.asarray, dtype=np.float64), params["readout"])
+    return host(states)  # NumPy float64 arrays: computed on the host in float64
 
 
 def device_nmse(device: DeviceProtocol, params: dict[str, Any], inputs: Any, targets: Any, *,

@@ -1,11 +1,10 @@
 """Readouts trained on reservoir states: ridge regression (one-shot, streamed, cross-validated), gradient-trained
-linear/MLP readouts with one generic optax loop, and online LMS/RLS."""
+linear/MLP readouts with one generic optax loop, and online LMS/RLS; every linear readout a ``LinearReadout``."""
 
 from readout.features import one_hot, pool_states, predict_labels, with_inputs
 from readout.gradient import (
     LOSSES,
     OPTIMIZERS,
-    Dense,
     Readout,
     TrainResult,
     apply_readout,
@@ -17,13 +16,14 @@ from readout.gradient import (
     readout_loss,
     train,
 )
-from readout.online import RLSState, lms_fit, lms_step, predict_online, rls_fit, rls_init, rls_step
+from readout.linear import LinearReadout
+from readout.online import RLSState, lms_fit, lms_step, rls_fit, rls_init, rls_step
 from readout.ridge import Ridge, RidgeCV, RidgeStatistics, StreamingRidge, ridge_statistics, solve_ridge
 
 __all__ = [
     "LOSSES",
     "OPTIMIZERS",
-    "Dense",
+    "LinearReadout",
     "RLSState",
     "Readout",
     "Ridge",
@@ -42,7 +42,6 @@ __all__ = [
     "one_hot",
     "pool_states",
     "predict_labels",
-    "predict_online",
     "readout_loss",
     "ridge_statistics",
     "rls_fit",

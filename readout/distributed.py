@@ -72,5 +72,5 @@ def fit_ridge_distributed(client: Any, shards: Sequence[Any], alpha: float = 1e-
     """A fitted ``Ridge`` from shards whose statistics are computed on the workers (see the module doc)."""
     ridge = Ridge(alpha, fit_intercept)
     stats = distributed_statistics(client, shards, load=load, washout=washout)
-    ridge.coef_, ridge.intercept_ = solve_ridge(stats, ridge.alpha, fit_intercept)
+    ridge.readout_ = solve_ridge(stats, ridge.alpha, fit_intercept)
     return ridge

@@ -1,11 +1,12 @@
 """Readouts trained by gradient descent, and the one optax training loop the whole project shares.
 
-A readout is a value: ``Readout(layers, activation)``, a pytree of ``Dense(weight (F_in, F_out), bias (F_out,))``
-layers.  ``apply_readout`` computes, for features ``x`` of shape (..., F),
+A readout is a value: a ``LinearReadout(W (F, O), b (O,))``, ``y = x W + b``, or an MLP
+``Readout(layers, activation)`` whose layers are affine maps of the same type, ``LinearReadout(Wˡ, bˡ)``.
+``apply_readout`` computes, for features ``x`` of shape (..., F),
 
     a⁰ = x,   aˡ = σ(aˡ⁻¹ Wˡ + bˡ) for the hidden layers,   y = aᴸ⁻¹ Wᴸ + bᴸ   (no activation on the output),
 
-so a linear readout is the one-layer case ``y = x W + b``.
+of which the linear readout is the case without hidden layers.
 
 ``train(loss_fn, params, data)`` minimises any scalar ``loss_fn(params, *batch)`` over any pytree ``params``
 with mini-batches and an optax optimiser.  The same loop trains a readout on stored states, the input side of a
@@ -41,6 +42,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from readout.linear import LinearReadout
 from reservoir.core import DivergenceError, as_dtype, compute_dtype
 from reservoir.esn import ACTIVATIONS
 from reservoir.validation import (
@@ -71,42 +73,35 @@ TRAIN_OPTIONS = {
 # --------------------------------------------------------------------------------------------- readouts
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["weight", "bias"], meta_fields=[])
-@dataclasses.dataclass(frozen=True)
-class Dense:
-    """One affine layer ``a W + b``: ``weight`` (F_in, F_out), ``bias`` (F_out,)."""
-
-    weight: jax.Array
-    bias: jax.Array
-
-
 @partial(jax.tree_util.register_dataclass, data_fields=["layers"], meta_fields=["activation"])
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Readout:
-    """A readout pytree: ``layers`` (one ``Dense`` for a linear readout), ``activation`` between layers."""
+    """A multilayer perceptron readout pytree: ``layers``, affine maps ``LinearReadout(Wˡ, bˡ)``, with
+    ``activation`` between them (at least one hidden layer: without any, a readout is a ``LinearReadout``)."""
 
-    layers: tuple[Dense, ...]
+    layers: tuple[LinearReadout, ...]
     activation: str = "tanh"
 
     @property
     def n_features(self) -> int:
         """F, the width of the features the first layer takes."""
-        return self.layers[0].weight.shape[0]
+        return self.layers[0].n_features
 
     @property
     def n_outputs(self) -> int:
         """O, the width of the last layer's output."""
-        return self.layers[-1].weight.shape[1]
+        return self.layers[-1].n_outputs
 
 
-def linear_readout(n_features: int, n_outputs: int, *, seed: int, dtype: Any = jnp.float32) -> Readout:
+def linear_readout(n_features: int, n_outputs: int, *, seed: int, dtype: Any = jnp.float32) -> LinearReadout:
     """A linear readout ``y = x W + b``, W (F, O) drawn N(0, 1/F) from ``seed``, b = 0."""
     return mlp_readout(n_features, (), n_outputs, seed=seed, dtype=dtype)
 
 
 def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *, seed: int,
-                activation: str = "tanh", dtype: Any = jnp.float32) -> Readout:
-    """A multilayer perceptron readout, F -> hidden_sizes[0] -> ... -> O, ``activation`` between layers.
+                activation: str = "tanh", dtype: Any = jnp.float32) -> Readout | LinearReadout:
+    """A multilayer perceptron readout, F -> hidden_sizes[0] -> ... -> O, ``activation`` between layers; with no
+    hidden layer (``hidden_sizes=()``), the ``LinearReadout`` F -> O.
 
     Weights are drawn N(0, 1/fan_in) (LeCun normal) from ``jax.random.PRNGKey(seed)`` (one draw, filling
     the layers in order), biases start at 0.
@@ -119,10 +114,11 @@ def mlp_readout(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, *,
     seed = check_scalar("seed", seed, SEED)
     check_choice("activation", activation, tuple(ACTIVATIONS))
     dtype = as_dtype(dtype)
-    return Readout(_init_layers(seed, (n_features, *hidden_sizes, n_outputs), dtype), activation)
+    layers = _init_layers(seed, (n_features, *hidden_sizes, n_outputs), dtype)
+    return Readout(layers, activation) if hidden_sizes else layers[0]
 
 
-def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[Dense, ...]:
+def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[LinearReadout, ...]:
     # One draw for all layers, its length rounded up to a power of two: the random generator then compiles
     # once per size class instead of once per layer shape (threefry takes ~1 s to compile on CPU).
     shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
@@ -130,27 +126,30 @@ def _init_layers(seed: int, sizes: tuple[int, ...], dtype: Any) -> tuple[Dense, 
     draws = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (1 << (total - 1).bit_length(),), dtype))
     offsets = np.cumsum([0] + [fan_in * fan_out for fan_in, fan_out in shapes])
     return tuple(
-        Dense(jnp.asarray(draws[start:start + fan_in * fan_out].reshape(fan_in, fan_out) / math.sqrt(fan_in),
-                          dtype), jnp.zeros(fan_out, dtype))
+        LinearReadout(jnp.asarray(draws[start:start + fan_in * fan_out].reshape(fan_in, fan_out)
+                                  / math.sqrt(fan_in), dtype), jnp.zeros(fan_out, dtype))
         for start, (fan_in, fan_out) in zip(offsets, shapes, strict=False)
     )
 
 
-def apply_readout(params: Readout, features: Any) -> jax.Array:
-    """Features (..., F) -> outputs (..., O); pure, so ``jit``, ``grad`` and ``vmap`` apply (traced features
-    are only checked for their shape)."""
-    check_instance("params", params, Readout)
-    dtype = params.layers[0].weight.dtype
+def apply_readout(params: LinearReadout | Readout, features: Any) -> jax.Array:
+    """Features (..., F) -> outputs (..., O) of a ``LinearReadout`` or an MLP ``Readout``; pure, so ``jit``,
+    ``grad`` and ``vmap`` apply (traced features are only checked for their shape)."""
+    check_instance("params", params, (LinearReadout, Readout))
+    first = params.layers[0] if isinstance(params, Readout) else params
+    dtype = compute_dtype(first.W.dtype)
     features = check_array("features", features, tuple(range(1, 33)), {-1: params.n_features}, dtype=dtype)
     return _apply(params, jnp.asarray(features, dtype))
 
 
 @jax.jit
-def _apply(params: Readout, hidden: jax.Array) -> jax.Array:
+def _apply(params: LinearReadout | Readout, hidden: jax.Array) -> jax.Array:
+    if isinstance(params, LinearReadout):
+        return params(hidden)
     activation = ACTIVATIONS[params.activation]
     for layer in params.layers[:-1]:
-        hidden = activation(hidden @ layer.weight + layer.bias)
-    return hidden @ params.layers[-1].weight + params.layers[-1].bias
+        hidden = activation(layer(hidden))
+    return params.layers[-1](hidden)
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -172,7 +171,7 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
-def readout_loss(loss: str = "mse") -> Callable[[Readout, jax.Array, jax.Array], jax.Array]:
+def readout_loss(loss: str = "mse") -> Callable[[LinearReadout | Readout, jax.Array, jax.Array], jax.Array]:
     """``loss_fn(params, features, targets) = LOSSES[loss](apply_readout(params, features), targets)``.
 
     The same function object is returned for the same name, so ``train`` reuses its compiled step.
@@ -180,7 +179,8 @@ def readout_loss(loss: str = "mse") -> Callable[[Readout, jax.Array, jax.Array],
     return _READOUT_LOSSES[check_choice("loss", loss, tuple(LOSSES))]
 
 
-def _readout_loss(compare: Callable, params: Readout, features: jax.Array, targets: jax.Array) -> jax.Array:
+def _readout_loss(compare: Callable, params: LinearReadout | Readout, features: jax.Array,
+                  targets: jax.Array) -> jax.Array:
     return compare(apply_readout(params, features), targets)
 
 
@@ -280,7 +280,8 @@ def train(
     Args:
         loss_fn: ``(params, *batch) -> scalar``, a mean over the batch's samples (validation losses are
             averaged over chunks of ``batch_size`` samples, weighted by their sizes).
-        params: any pytree of float arrays: a ``Readout``, a dict of reservoir input-side fields and a readout...
+        params: any pytree of float arrays: a ``LinearReadout``, a ``Readout``, a dict of reservoir input-side
+            fields and a readout...
         data: a tuple of arrays sharing their leading (sample) axis, e.g. ``(features, targets)``.
         optimizer: ``"adam"``, ``"sgd"``, ``"nesterov"`` (see ``make_optimizer``) or an optax transformation.
         learning_rate: > 0 (ignored for a user-given optax transformation).
@@ -312,7 +313,7 @@ def train(
         checkpoint_interval: K, updates between periodic checkpoints (a crash repeats at most K updates).
         resumable: an object with ``snapshot()`` and ``restore(snapshot)`` whose state is saved with every
             checkpoint and restored on resume (a device's key stream and counters); needs ``checkpoint``.
-        params may also be a zero-argument callable returning them, called only when no checkpoint is resumed
+        params may also be a zero-argument function returning them, called only when no checkpoint is resumed
         (an initial readout fitted on device measurements is then not measured again).
 
     Returns:
@@ -341,7 +342,9 @@ def train(
                             f"got {type(resumable).__name__}")
     saved = _read_checkpoint(checkpoint) if checkpoint is not None else None
     if saved is None:
-        params = params() if callable(params) else params
+        # A function is a pytree leaf; a callable pytree of arrays (a LinearReadout) is the parameters themselves.
+        lazy = callable(params) and jax.tree_util.all_leaves([params])
+        params = params() if lazy else params
         _check_params(params)
     data = _check_data("data", data)
     if validation is not None:
@@ -465,7 +468,7 @@ def train(
 
 # ------------------------------------------------------------------------------------ checkpoints
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: linear readouts are LinearReadout pytrees (were Dense layers and {"W", "b"} dicts)
 
 
 class Resumable(Protocol):
@@ -624,7 +627,8 @@ def fit_readout(
             validation_fraction, progress).
 
     Returns:
-        ``TrainResult`` whose ``params`` is a ``Readout``; predict with ``apply_readout``.
+        ``TrainResult`` whose ``params`` is a ``LinearReadout`` (no hidden layer) or a ``Readout``; predict with
+        ``apply_readout``.
     """
     check_choice("loss", loss, tuple(LOSSES))
     own = {"loss_fn", "params", "data", "validation", "seed", "context"}  # set by fit_readout itself

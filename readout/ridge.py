@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from readout.linear import LinearReadout
 from reservoir.validation import (
     NON_NEGATIVE,
     POSITIVE_INT,
@@ -53,8 +54,9 @@ class RidgeStatistics:
         """F, the number of feature columns summarised."""
         return self.sum_x.shape[0]
 
-    def squared_error(self, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-        """Σ (y − xᵀW − b)² per output, from the statistics alone."""
+    def squared_error(self, readout: LinearReadout) -> np.ndarray:
+        """Σ (y − xᵀW − b)² per output of the linear ``readout``, from the statistics alone."""
+        coef, intercept = readout.W, readout.b
         return (self.yty - 2 * np.einsum("fo,fo->o", coef, self.xty) - 2 * intercept * self.sum_y
                 + np.einsum("fo,fg,go->o", coef, self.xtx, coef) + 2 * intercept * (self.sum_x @ coef)
                 + self.count * intercept**2)
@@ -108,8 +110,8 @@ def _block_statistics(X: np.ndarray, Y: np.ndarray) -> RidgeStatistics:
     return RidgeStatistics(len(X), X.sum(0), Y.sum(0), X.T @ X, X.T @ Y, np.einsum("to,to->o", Y, Y))
 
 
-def solve_ridge(stats: RidgeStatistics, alpha: float, fit_intercept: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge weights ``(coef (F, O), intercept (O,))`` from statistics.
+def solve_ridge(stats: RidgeStatistics, alpha: float, fit_intercept: bool = True) -> LinearReadout:
+    """The ridge readout ``LinearReadout(W (F, O), b (O,))`` (NumPy float64) from statistics.
 
     Cholesky on ``XcᵀXc + αI``; when that matrix is singular or too ill-conditioned for Cholesky to be
     trusted (smallest pivot ratio below ~1e-7, i.e. condition number above ~1e14), an SVD least-squares
@@ -128,7 +130,7 @@ def solve_ridge(stats: RidgeStatistics, alpha: float, fit_intercept: bool = True
     system = gram + alpha * np.eye(stats.n_features)
     coef = _solve_spd(system, cross)
     intercept = mean_y - mean_x @ coef if fit_intercept else np.zeros(cross.shape[1])
-    return coef, intercept
+    return LinearReadout(coef, intercept)
 
 
 def _solve_spd(system: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -182,7 +184,7 @@ class StreamingRidge:
         if self.statistics is None:
             raise ValueError("no data: call update(features, targets) at least once before to_ridge()")
         ridge = Ridge(self.alpha, self.fit_intercept)
-        ridge.coef_, ridge.intercept_ = solve_ridge(self.statistics, self.alpha, self.fit_intercept)
+        ridge.readout_ = solve_ridge(self.statistics, self.alpha, self.fit_intercept)
         return ridge
 
 
@@ -191,45 +193,62 @@ class Ridge:
 
     ``fit(features, targets, washout=0)`` accepts (T, F) or (B, T, F) arrays (then (T, O) / (B, T, O)
     targets; a 1-D target is treated as one output) and drops the first ``washout`` steps of every
-    sequence; ``predict`` returns an array shaped like the features with F replaced by O.
+    sequence; ``predict`` returns an array shaped like the features with F replaced by O.  The fit is held
+    in ``readout_``, a ``LinearReadout`` of NumPy float64 arrays (None before ``fit``); ``coef_`` (F, O) and
+    ``intercept_`` (O,) are its ``W`` and ``b`` under scikit-learn's names.
     """
+
+    readout_: LinearReadout | None
+    """The fitted readout, ``W`` (F, O) and ``b`` (O,) as NumPy float64 arrays; None before ``fit``."""
 
     def __init__(self, alpha: float = 1e-6, fit_intercept: bool = True) -> None:
         self.alpha = check_scalar("alpha", alpha, NON_NEGATIVE)
         self.fit_intercept = fit_intercept
-        self.coef_: np.ndarray | None = None
-        self.intercept_: np.ndarray | None = None
+        self.readout_ = None
+
+    @property
+    def coef_(self) -> np.ndarray | None:
+        """The weights W (F, O) of ``readout_`` (None before ``fit``)."""
+        return None if self.readout_ is None else self.readout_.W
+
+    @property
+    def intercept_(self) -> np.ndarray | None:
+        """The intercept b (O,) of ``readout_`` (None before ``fit``)."""
+        return None if self.readout_ is None else self.readout_.b
 
     def fit(self, features: Any, targets: Any, washout: int = 0) -> Ridge:
         """Solve (XcᵀXc + αI) W = XcᵀYc, b = ȳ − x̄ᵀW (Hoerl & Kennard, Technometrics 12, 55 (1970); the
-        intercept unpenalised) on the samples after ``washout``; sets ``coef_`` (F, O) and ``intercept_`` (O,),
-        returns ``self``."""
+        intercept unpenalised) on the samples after ``washout``; sets ``readout_`` (``coef_`` (F, O) and
+        ``intercept_`` (O,)), returns ``self``."""
         stats = ridge_statistics(features, _as_2d_targets(targets), washout)
-        self.coef_, self.intercept_ = solve_ridge(stats, self.alpha, self.fit_intercept)
+        self.readout_ = solve_ridge(stats, self.alpha, self.fit_intercept)
         return self
 
     def predict(self, features: Any) -> np.ndarray:
         """x W + b for (F,), (T, F) or (B, T, F) ``features``: an array of the same leading shape, F → O."""
-        if self.coef_ is None:
-            raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
-        features = check_array("features", features, (1, 2, 3), {-1: self.coef_.shape[0]})
+        readout = self._fitted()
+        features = check_array("features", features, (1, 2, 3), {-1: readout.n_features})
         rows = features.reshape(-1, features.shape[-1])
-        outputs = np.empty((len(rows), self.coef_.shape[1]))
+        outputs = np.empty((len(rows), readout.n_outputs))
         for block in _row_blocks(0, len(rows)):
-            outputs[block] = np.asarray(rows[block], np.float64) @ self.coef_ + self.intercept_
-        return outputs.reshape(*features.shape[:-1], self.coef_.shape[1])
+            outputs[block] = readout(np.asarray(rows[block], np.float64))
+        return outputs.reshape(*features.shape[:-1], readout.n_outputs)
 
     def score(self, features: Any, targets: Any) -> float:
         """Normalised mean squared error (lower is better), averaged over outputs; see experiments.metrics."""
-        if self.coef_ is None:
-            raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
-        features = check_array("features", features, (2, 3), {-1: self.coef_.shape[0]}, nonempty=True)
-        targets = check_array("targets", _as_2d_targets(targets), (2, 3), {-1: self.coef_.shape[1]})
+        readout = self._fitted()
+        features = check_array("features", features, (2, 3), {-1: readout.n_features}, nonempty=True)
+        targets = check_array("targets", _as_2d_targets(targets), (2, 3), {-1: readout.n_outputs})
         check_same_length("features", features, "targets", targets)
-        prediction = self.predict(features).reshape(-1, self.coef_.shape[1])
+        prediction = self.predict(features).reshape(-1, readout.n_outputs)
         targets = as_samples("targets", targets)
         check_not_constant("targets", targets)
         return float(np.mean(np.mean((targets - prediction) ** 2, 0) / np.var(targets, 0)))
+
+    def _fitted(self) -> LinearReadout:
+        if self.readout_ is None:
+            raise ValueError("this Ridge is not fitted yet: call fit(features, targets) first")
+        return self.readout_
 
 
 class RidgeCV(Ridge):
@@ -272,7 +291,7 @@ class RidgeCV(Ridge):
         self.cv_scores_ = np.array([cross_validated_nmse(total, folds, a, self.fit_intercept)
                                     for a in self.alphas])
         self.alpha_ = self.alpha = self.alphas[int(np.argmin(self.cv_scores_))]
-        self.coef_, self.intercept_ = solve_ridge(total, self.alpha, self.fit_intercept)
+        self.readout_ = solve_ridge(total, self.alpha, self.fit_intercept)
         return self
 
 
@@ -285,8 +304,8 @@ def cross_validated_nmse(total: RidgeStatistics, folds: Iterable[RidgeStatistics
 def held_out_nmse(fit: RidgeStatistics, held: RidgeStatistics, alpha: float, fit_intercept: bool = True) -> float:
     """NMSE on ``held`` of the ridge readout fitted on ``fit``: mean over outputs of Σ (y − xW − b)² / (n Var y),
     the variance that of the held-out targets (an out-of-sample score, from the statistics alone)."""
-    coef, intercept = solve_ridge(fit, alpha, fit_intercept)
-    return float(np.mean(held.squared_error(coef, intercept) / (held.count * held.target_variance())))
+    readout = solve_ridge(fit, alpha, fit_intercept)
+    return float(np.mean(held.squared_error(readout) / (held.count * held.target_variance())))
 
 
 def _as_2d_targets(targets: Any) -> np.ndarray:

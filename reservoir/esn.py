@@ -32,6 +32,7 @@ from reservoir.validation import (
     check_array,
     check_choice,
     check_instance,
+    check_linear_readout,
     check_scalar,
 )
 
@@ -294,14 +295,15 @@ def _pi_digits(count: int) -> np.ndarray:
     return np.array(digits[1:count + 1])
 
 
-def generate(params: ESNParams, coef: Any, intercept: Any, initial_state: Any, last_input: Any,
-             n_steps: int, *, readout_sees_input: bool = True) -> jax.Array:
+def generate(params: ESNParams, readout: Any, initial_state: Any, last_input: Any, n_steps: int, *,
+             readout_sees_input: bool = True) -> jax.Array:
     """Free-running generation: the readout's output becomes the next input (and the fed-back output).
 
-    The readout is ``y(t) = [x(t), u(t)] W + b`` (or ``x(t) W + b`` when ``readout_sees_input`` is False),
-    the same linear map a ``readout.Ridge`` fitted on ``readout.with_inputs(states, inputs)`` holds in
-    ``coef_``/``intercept_``.  Starting from the state ``x(t0)`` reached under input ``u(t0) = last_input``,
-    each step emits ``y(t)``, then feeds it back: ``u(t+1) = y(t)`` and, with ``W_fb``, ``y(t)`` as feedback.
+    ``readout`` is a ``readout.LinearReadout``, ``y(t) = [x(t), u(t)] W + b`` (or ``x(t) W + b`` when
+    ``readout_sees_input`` is False): the ``Ridge.readout_`` of a ``readout.Ridge`` fitted on
+    ``readout.with_inputs(states, inputs)``.  Starting from the state ``x(t0)`` reached under input
+    ``u(t0) = last_input``, each step emits ``y(t)``, then feeds it back: ``u(t+1) = y(t)`` and, with ``W_fb``,
+    ``y(t)`` as feedback (Jaeger & Haas, Science 304, 78 (2004)).
     Batches of trials: give ``initial_state`` (B, N) and ``last_input`` (B, D).
 
     Returns:
@@ -310,11 +312,11 @@ def generate(params: ESNParams, coef: Any, intercept: Any, initial_state: Any, l
     check_instance("params", params, ESNParams)
     n_steps = check_scalar("n_steps", n_steps, POSITIVE_INT)
     n_features = params.n_units + (params.n_inputs if readout_sees_input else 0)
-    coef = jnp.asarray(check_array("coef", coef, 2, {0: n_features}, dtype=params.dtype))
-    if coef.shape[1] != params.n_inputs:
-        raise ValueError(f"coef must have {params.n_inputs} outputs (they become the next inputs), "
-                         f"got shape {tuple(coef.shape)}")
-    intercept = jnp.asarray(check_array("intercept", intercept, 1, {0: coef.shape[1]}, dtype=params.dtype))
+    readout = check_linear_readout("readout", readout, n_features, dtype=params.dtype)
+    if readout.W.shape[1] != params.n_inputs:
+        raise ValueError(f"readout.W must have {params.n_inputs} outputs (they become the next inputs), "
+                         f"got shape {tuple(readout.W.shape)}")
+    readout = jax.tree_util.tree_map(jnp.asarray, readout)
     initial_state = check_array("initial_state", initial_state, (1, 2), {-1: params.n_units}, nonempty=True,
                                 dtype=params.dtype)
     last_input = check_array("last_input", last_input, initial_state.ndim, {-1: params.n_inputs},
@@ -322,17 +324,17 @@ def generate(params: ESNParams, coef: Any, intercept: Any, initial_state: Any, l
     if last_input.shape[:-1] != initial_state.shape[:-1]:
         raise ValueError(f"last_input must have one row per initial state, {initial_state.shape[:-1]}, "
                          f"got shape {last_input.shape}")
-    run_one = jax.vmap(_generate, (None, None, None, 0, 0, None, None)) if initial_state.ndim == 2 else _generate
-    return run_one(params, coef, intercept, jnp.asarray(initial_state, params.dtype),
+    run_one = jax.vmap(_generate, (None, None, 0, 0, None, None)) if initial_state.ndim == 2 else _generate
+    return run_one(params, readout, jnp.asarray(initial_state, params.dtype),
                    jnp.asarray(last_input, params.dtype), n_steps, readout_sees_input)
 
 
-@partial(jax.jit, static_argnums=(5, 6))
-def _generate(params, coef, intercept, state, last_input, n_steps, readout_sees_input):
+@partial(jax.jit, static_argnums=(4, 5))
+def _generate(params, readout, state, last_input, n_steps, readout_sees_input):
     def body(carry, _):
         state, u = carry
         features = jnp.concatenate([state, u]) if readout_sees_input else state
-        y = features @ coef + intercept
+        y = readout(features)
         return (params.step(state, y, y if params.W_fb is not None else None), y), y
 
     return jax.lax.scan(body, (state, last_input), None, length=n_steps)[1]

@@ -26,11 +26,12 @@ states need never be stored: with checkpointing, memory is then dominated by the
 Example (joint "mask + readout" training, Hermans 2016 "Full"; ``loss_fn(params, *batch)`` is what a generic
 optax loop needs):
     >>> import jax, jax.numpy as jnp
+    >>> from readout import LinearReadout
     >>> from reservoir.delay import delay_reservoir
     >>> trainable, combine = split_trainable(delay_reservoir(20, seed=0), ["mask", "bias_mask"])
-    >>> linear = lambda readout, state: state @ readout["W"] + readout["b"]
-    >>> params = {"reservoir": trainable, "readout": {"W": jnp.zeros((20, 1)), "b": jnp.zeros(1)}}
-    >>> loss_fn = lambda p, u, y: bptt_loss(p["reservoir"], combine, linear, p["readout"], u, y,
+    >>> params = {"reservoir": trainable, "readout": LinearReadout(jnp.zeros((20, 1)), jnp.zeros(1))}
+    >>> apply = lambda readout, state: readout(state)  # y(t) = x(t) W + b
+    >>> loss_fn = lambda p, u, y: bptt_loss(p["reservoir"], combine, apply, p["readout"], u, y,
     ...                                     washout=10, checkpoint_every=25)
     >>> inputs, targets = jnp.ones((4, 100, 1)), jnp.ones((4, 100, 1))  # (B, T, D), (B, T, O)
     >>> grads = jax.jit(jax.grad(loss_fn))(params, inputs, targets)
@@ -189,7 +190,8 @@ def bptt_loss(
 
     Args:
         trainable, combine: from ``split_trainable``.
-        readout_apply: ``(readout_params, state (N,)) -> prediction (O,)``, e.g. ``state @ W + b``.
+        readout_apply: ``(readout_params, state (N,)) -> prediction (O,)``, e.g. ``lambda readout, state:
+            readout(state)`` for a ``readout.LinearReadout``.
         readout_params: any pytree (differentiated like ``trainable``).
         inputs: ``(T, D)`` or ``(B, T, D)``; targets: ``(T, O)`` or ``(B, T, O)``.
         loss: ``"mse"`` (mean over every step, sequence and output) or a function

@@ -7,6 +7,7 @@ expected, in the spirit of scikit-learn's ``_parameter_constraints``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -178,6 +179,25 @@ def _check_finite(name: str, value: np.ndarray) -> None:
     if value.size and not np.all(np.isfinite(value)):
         bad = np.argwhere(~np.isfinite(value))[0]
         raise ValueError(f"{name} must be finite, got {value[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+
+
+def check_linear_readout(name: str, value: Any, n_features: int | None = None, n_outputs: int | None = None,
+                         *, dtype: Any = None) -> Any:
+    """Return the linear readout ``value`` (``readout.LinearReadout``: ``W`` (F, O), ``b`` (O,), finite) with its
+    two arrays checked (and cast to ``dtype``, as NumPy arrays), else raise naming ``name.W`` or ``name.b``.
+
+    The type is recognised by its fields, a dataclass with ``W`` and ``b`` (not by ``isinstance``), so the
+    reservoir package, which the readout package builds on, can check one without importing it.
+    """
+    if not (dataclasses.is_dataclass(value) and not isinstance(value, type)
+            and {"W", "b"} <= {field.name for field in dataclasses.fields(value)}):
+        raise TypeError(f"{name} must be a LinearReadout (readout.LinearReadout(W, b)), got {_short(value)} of "
+                        f"type {type(value).__name__}")
+    shape = {} if n_features is None else {0: n_features}
+    W = check_array(f"{name}.W", value.W, 2, shape if n_outputs is None else {**shape, 1: n_outputs},
+                    nonempty=True, dtype=dtype)
+    b = check_array(f"{name}.b", value.b, 1, {0: W.shape[1]}, dtype=dtype)
+    return dataclasses.replace(value, W=W, b=b)
 
 
 def check_not_constant(name: str, value: np.ndarray, where: str = "") -> None:

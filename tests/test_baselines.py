@@ -75,7 +75,8 @@ def test_select_ridge_refits_the_closed_form_on_train_and_validation():
     train = tapped_delay_line(split.series_inputs(), 5)
     fit_rows = train[split.washout:len(split.train.inputs) + len(split.validation.inputs)]
     cut = len(split.train.inputs) - split.washout
-    coef, intercept, _, alpha = baselines.select_ridge(split, fit_rows[:cut], fit_rows[cut:], alphas=(1e-3,))
+    readout, _, alpha = baselines.select_ridge(split, fit_rows[:cut], fit_rows[cut:], alphas=(1e-3,))
+    coef, intercept = readout.W, readout.b
     targets = np.concatenate([split.train.targets[split.washout:], split.validation.targets])
     x_mean, y_mean = fit_rows.mean(0), targets.mean(0)
     centred = fit_rows - x_mean

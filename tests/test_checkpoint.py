@@ -100,7 +100,7 @@ def test_checkpoints_of_another_training_or_another_format_are_refused(tmp_path)
     with pytest.raises(ValueError, match="is not a training checkpoint"):
         fit_readout(X, Y, **OPTIONS, checkpoint=path)
     path.write_bytes(pickle.dumps({"signature": {"format": 0}}))
-    with pytest.raises(ValueError, match="not a format-1 training checkpoint"):
+    with pytest.raises(ValueError, match="not a format-2 training checkpoint"):
         fit_readout(X, Y, **OPTIONS, checkpoint=path)
 
 

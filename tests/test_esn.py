@@ -7,6 +7,7 @@ import scipy.sparse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from readout import LinearReadout
 from reservoir import DivergenceError, esn, esn_from_arrays, generate, run, simple_cycle_reservoir, spectral_radius
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances
@@ -54,9 +55,9 @@ def test_generate_matches_a_closed_loop_written_by_hand():
         expected.append(y)
         x = np.tanh(np.asarray(p.W) @ x + np.asarray(p.W_in) @ y + np.asarray(p.bias))
         u = y
-    np.testing.assert_allclose(generate(p, coef, intercept, x0, np.array([0.3]), 5), np.array(expected),
-                               rtol=1e-12)
-    batched = generate(p, coef, intercept, np.stack([x0, x0]), np.array([[0.3], [0.3]]), 5)
+    readout = LinearReadout(coef, intercept)
+    np.testing.assert_allclose(generate(p, readout, x0, np.array([0.3]), 5), np.array(expected), rtol=1e-12)
+    batched = generate(p, readout, np.stack([x0, x0]), np.array([[0.3], [0.3]]), 5)
     np.testing.assert_allclose(batched[1], np.array(expected), rtol=1e-12)
 
 

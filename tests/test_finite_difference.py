@@ -89,7 +89,7 @@ def test_mode_counts_two_queries_per_parameter_per_step_and_lowers_the_objective
     assert result.n_calls == 2 * n_params * n_steps + 1  # + the final ridge readout
     assert result.n_samples == result.n_calls * 400
     assert len(history) == n_steps and history[-1] < 0.5 * history[0]
-    assert result.params["readout"]["W"].shape == (6, 1)
+    assert result.params["readout"].W.shape == (6, 1)
 
 
 def test_bad_perturbation_is_refused_before_any_query():

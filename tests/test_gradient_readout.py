@@ -8,7 +8,7 @@ import optax
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from readout import Ridge
+from readout import LinearReadout, Ridge
 from readout.gradient import (
     DivergenceError,
     apply_readout,
@@ -64,13 +64,13 @@ def test_gradient_matches_central_differences(hidden, loss):
 
 def test_readout_shapes_and_determinism():
     params = mlp_readout(4, [5], 2, seed=0)
-    assert [layer.weight.shape for layer in params.layers] == [(4, 5), (5, 2)]
+    assert [layer.W.shape for layer in params.layers] == [(4, 5), (5, 2)]
     assert apply_readout(params, np.ones((3, 7, 4))).shape == (3, 7, 2)
     assert apply_readout(linear_readout(4, 2, seed=0), np.ones(4)).shape == (2,)
     same = mlp_readout(4, [5], 2, seed=0)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(params),
                                                     jax.tree_util.tree_leaves(same), strict=True))
-    assert not np.array_equal(linear_readout(4, 2, seed=1).layers[0].weight, params.layers[0].weight[:, :2])
+    assert not np.array_equal(linear_readout(4, 2, seed=1).W, params.layers[0].W[:, :2])
 
 
 def test_linear_readout_reaches_ridge_test_error():
@@ -90,8 +90,8 @@ def test_l2_penalty_is_ridge_with_the_documented_alpha():
     ridge = Ridge(alpha=0.5 * l2 * 60 * 2).fit(X, Y)
     result = fit_readout(X, Y, l2=l2, optimizer="adam", learning_rate=0.05, n_epochs=1500, batch_size=60,
                          dtype=F64, progress=False)
-    np.testing.assert_allclose(result.params.layers[0].weight, ridge.coef_, atol=1e-5)
-    np.testing.assert_allclose(result.params.layers[0].bias, ridge.intercept_, atol=1e-5)
+    np.testing.assert_allclose(result.params.W, ridge.coef_, atol=1e-5)
+    np.testing.assert_allclose(result.params.b, ridge.intercept_, atol=1e-5)
 
 
 def test_cross_entropy_separates_three_classes():
@@ -158,9 +158,9 @@ def test_generic_pytree_params_and_custom_optimizer():
     X, Y = regression(64)
 
     def loss_fn(p, x, y):
-        return jnp.mean((x @ p["W"] + p["b"] - y) ** 2)
+        return jnp.mean((p["readout"](x) - y) ** 2)
 
-    params = {"W": jnp.zeros((5, 2)), "b": jnp.zeros(2)}
+    params = {"readout": LinearReadout(jnp.zeros((5, 2)), jnp.zeros(2))}  # a dict holding a dataclass pytree
     result = train(loss_fn, params, (X, Y), optimizer=optax.adam(0.05), n_epochs=100, batch_size=16,
                    progress=False)
     assert result.history["train"][-1] < 0.05
@@ -225,21 +225,17 @@ def test_bad_readout_and_loss_arguments():
 
 
 def test_early_stopping_keeps_the_start_when_training_never_beats_it():
-    from readout import Ridge, linear_readout
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
     Y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.1 * rng.normal(size=(200, 1))
     ridge = Ridge(0.0).fit(X[:160], Y[:160])
-    start = linear_readout(3, 1, seed=0)
-    start = jax.tree_util.tree_map(jnp.asarray, type(start)(
-        (type(start.layers[0])(jnp.asarray(ridge.coef_), jnp.asarray(ridge.intercept_)),), start.activation))
+    start = jax.tree_util.tree_map(jnp.asarray, ridge.readout_)
     loss = lambda p, x, y: jnp.mean((apply_readout(p, x) - y) ** 2)
     result = train(loss, start, (X, Y), learning_rate=5.0, optimizer="sgd", n_epochs=3, batch_size=20,
                    validation_fraction=0.2, progress=False)  # a step size far too large: every epoch is worse
     assert result.best_epoch == -1
     assert result.history["initial_validation"][0] < min(result.history["validation"])
-    np.testing.assert_array_equal(result.params.layers[0].weight, start.layers[0].weight)
+    np.testing.assert_array_equal(result.params.W, start.W)
 
 
 def test_train_calls_the_callback_after_every_epoch_with_the_current_parameters():

@@ -14,6 +14,7 @@ from hardware_sim.training import (
     train_on_device,
     twin_states,
 )
+from readout.linear import LinearReadout
 from reservoir import split_trainable
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances
@@ -27,7 +28,7 @@ def _problem(device, seed=0):
     inputs = jnp.asarray(rng.uniform(0, 0.5, (3, 40, 1)))
     targets = jnp.asarray(rng.normal(size=(3, 40, 2)))
     side, _ = split_trainable(device.nominal_twin(), NAMES)
-    readout = {"W": jnp.asarray(rng.normal(size=(device.n_units, 2))), "b": jnp.zeros(2)}
+    readout = LinearReadout(jnp.asarray(rng.normal(size=(device.n_units, 2))), jnp.zeros(2))
     return {"input_side": side, "readout": readout}, inputs, targets
 
 
@@ -88,7 +89,7 @@ def test_spsa_reduces_the_loss_and_counts_two_queries_per_step():
     history = result.history["train"]
     assert result.n_calls == 2 * 30 + 1 and result.n_samples == (2 * 30 + 1) * 600
     assert np.mean(history[-5:]) < 0.8 * history[0]
-    assert result.params["readout"]["W"].shape == (15, 1)
+    assert result.params["readout"].W.shape == (15, 1)
 
 
 def test_physical_backprop_equals_bptt_of_the_twin_without_nonidealities():
@@ -177,7 +178,7 @@ def test_physical_backprop_gradient_direction_against_detection_noise(snr_db, le
     u, y = u[None], y[None]
     device = delay_device(30, seed=1, snr_db=snr_db, reservoir_options=F64)
     side, _ = split_trainable(device.nominal_twin(), NAMES)
-    readout = {"W": jnp.asarray(np.random.default_rng(0).normal(0, 0.1, (30, 1))), "b": jnp.zeros(1)}
+    readout = LinearReadout(jnp.asarray(np.random.default_rng(0).normal(0, 0.1, (30, 1))), jnp.zeros(1))
     params = {"input_side": side, "readout": readout}
     true = jax.grad(states_readout_loss(twin_states(device, NAMES), 20))(params, u, y)["input_side"]["mask"]
     physical = jax.grad(states_readout_loss(device_states(device, NAMES, backward="device"), 20))(params, u, y)

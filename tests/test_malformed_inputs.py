@@ -31,6 +31,7 @@ import hardware_sim.nonidealities as nl
 from experiments import metrics, tasks
 from hardware_sim import Device, delay_device, wrap_device
 from readout import (
+    LinearReadout,
     Ridge,
     RidgeCV,
     RLSState,
@@ -45,7 +46,6 @@ from readout import (
     one_hot,
     pool_states,
     predict_labels,
-    predict_online,
     readout_loss,
     ridge_statistics,
     rls_fit,
@@ -127,6 +127,7 @@ Y = RNG.normal(size=(20, 1))
 STATS = ridge_statistics(X, Y)
 FITTED = Ridge().fit(X, Y)
 READOUT = linear_readout(3, 1, seed=0)
+ESN_READOUT = LinearReadout(np.zeros((8, 2)), np.zeros(2))  # reads [x(t), u(t)] of ESN, feeds its 2 inputs
 LABELS = np.arange(20) % 3
 DEVICE = delay_device(5, 2, seed=0)
 TRAINABLE, COMBINE = split_trainable(DELAY, ["mask"])
@@ -138,11 +139,11 @@ MC_TARGETS = RNG.normal(size=(30, 4))
 MG_HISTORY = np.ones(171)
 
 
-def linear(readout: dict, state: jnp.ndarray) -> jnp.ndarray:
-    return state @ readout["W"]
+def linear(readout: LinearReadout, state: jnp.ndarray) -> jnp.ndarray:
+    return readout(state)
 
 
-READOUT_DICT = {"W": jnp.zeros((5, 1))}
+BPTT_READOUT = LinearReadout(jnp.zeros((5, 1)), jnp.zeros(1))
 
 
 def fit_short(features: Any = X, targets: Any = Y, **options: Any):
@@ -240,13 +241,13 @@ SCALARS = {
                                     "node_separation", POSITIVE, none_is_valid=True),
     "delay.exponent": Scalar(lambda v: delay_reservoir(4, seed=0, model="mackey_glass", exponent=v), "exponent",
                              EXPONENT, none_is_valid=True),
-    "generate.n_steps": Scalar(lambda v: generate(ESN, np.zeros((8, 2)), np.zeros(2), np.zeros(6), np.zeros(2), v),
+    "generate.n_steps": Scalar(lambda v: generate(ESN, ESN_READOUT, np.zeros(6), np.zeros(2), v),
                                "n_steps", POSITIVE_INT),
     "run_states.checkpoint_every": Scalar(lambda v: run_states(DELAY, U, checkpoint_every=v), "checkpoint_every",
                                           POSITIVE_INT, none_is_valid=True),
     "run_states.truncate_every": Scalar(lambda v: run_states(DELAY, U, truncate_every=v), "truncate_every",
                                         POSITIVE_INT, none_is_valid=True),
-    "bptt_loss.washout": Scalar(lambda v: bptt_loss(TRAINABLE, COMBINE, linear, READOUT_DICT, U, U[:, :1],
+    "bptt_loss.washout": Scalar(lambda v: bptt_loss(TRAINABLE, COMBINE, linear, BPTT_READOUT, U, U[:, :1],
                                                     washout=v), "washout", NON_NEGATIVE_INT),
     # readout
     "Ridge.alpha": Scalar(lambda v: Ridge(alpha=v), "alpha", NON_NEGATIVE),
@@ -435,11 +436,13 @@ ARRAYS = {
                                     True),
     "delay_from_arrays.bias_mask": Array(lambda a: delay_from_arrays(np.ones((5, 1)), a, model="sine"),
                                          "bias_mask", (5,), (1,), (0,), float32=True),
-    "generate.coef": Array(lambda a: generate(ESN, a, np.zeros(2), np.zeros(6), np.zeros(2), 3), "coef", (8, 2),
-                           (2,), (0, 1), float32=True),
-    "generate.initial_state": Array(lambda a: generate(ESN, np.zeros((8, 2)), np.zeros(2), a, np.zeros(2), 3),
+    "generate.readout.W": Array(lambda a: generate(ESN, LinearReadout(a, np.zeros(2)), np.zeros(6), np.zeros(2),
+                                                   3), "readout.W", (8, 2), (2,), (0, 1), True, float32=True),
+    "generate.readout.b": Array(lambda a: generate(ESN, LinearReadout(np.zeros((8, 2)), a), np.zeros(6),
+                                                   np.zeros(2), 3), "readout.b", (2,), (1,), (0,), float32=True),
+    "generate.initial_state": Array(lambda a: generate(ESN, ESN_READOUT, a, np.zeros(2), 3),
                                     "initial_state", (6,), (1, 2), (-1,), float32=True),
-    "bptt_loss.targets": Array(lambda a: bptt_loss(TRAINABLE, COMBINE, linear, READOUT_DICT, U, a), "targets",
+    "bptt_loss.targets": Array(lambda a: bptt_loss(TRAINABLE, COMBINE, linear, BPTT_READOUT, U, a), "targets",
                                (8, 1), (2,), (0, 1), float32=True),
     # readout
     "Ridge.fit.features": Array(lambda a: Ridge().fit(a, Y), "features", (20, 3), (2,), (0,), True),
@@ -460,9 +463,11 @@ ARRAYS = {
     "fit_readout.targets": Array(lambda a: fit_short(X, a), "targets", (20, 1), (1, 2), (0,), True, True),
     "lms_fit.features": Array(lambda a: lms_fit(a, Y, step_size=0.1), "features", (20, 3), (2,), (0,), True, True),
     "rls_fit.targets": Array(lambda a: rls_fit(X, a), "targets", (20, 1), (1, 2), (0,), True, True),
-    "predict_online.features": Array(lambda a: predict_online(np.zeros((4, 1)), a), "features", (5, 3),
-                                     (1, 2, 3), (-1,), float32=True),
-    "predict_online.weights": Array(lambda a: predict_online(a, X), "weights", (4, 1), (2,), (0,), True),
+    "lms_fit.initial_readout.W": Array(lambda a: lms_fit(X, Y, step_size=0.1, initial_readout=LinearReadout(
+        a, np.zeros(1))), "initial_readout.W", (3, 1), (2,), (0, 1), True, True),
+    "rls_fit.initial_state.readout.b": Array(lambda a: rls_fit(X, Y, initial_state=RLSState(
+        LinearReadout(np.zeros((3, 1)), a), jnp.eye(4))), "initial_state.readout.b", (1,), (1,), (0,),
+        float32=True),
     "one_hot.labels": Array(lambda a: one_hot(a, 3), "labels", (6,), (1,)),
     "pool_states.states": Array(lambda a: pool_states(a), "states", (2, 4, 3), (3,)),
     "with_inputs.inputs": Array(lambda a: with_inputs(X, a), "inputs", (20, 2), (2,), (0,)),
@@ -517,7 +522,7 @@ CHOICES = {
     "delay.model": (lambda v: delay_reservoir(4, seed=0, model=v), "model", ("sine", "sin2_lowpass",
                                                                               "mackey_glass")),
     "delay.mask": (lambda v: delay_reservoir(4, seed=0, mask=v), "mask", ("binary", "uniform")),
-    "bptt_loss.loss": (lambda v: bptt_loss(TRAINABLE, COMBINE, linear, READOUT_DICT, U, U[:, :1], loss=v), "loss",
+    "bptt_loss.loss": (lambda v: bptt_loss(TRAINABLE, COMBINE, linear, BPTT_READOUT, U, U[:, :1], loss=v), "loss",
                        ("mse",)),
     "pool_states.method": (lambda v: pool_states(SEQUENCES, v), "method", ("last", "mean", "flatten")),
     "readout_loss.loss": (lambda v: readout_loss(v), "loss", ("mse", "softmax_cross_entropy")),
@@ -559,8 +564,10 @@ WRONG_OBJECT = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.just(
 OBJECTS = {
     "run.params": (lambda v: run(v, U), "params", ()),
     "run_states.params": (lambda v: run_states(v, U), "params", ()),
-    "generate.params": (lambda v: generate(v, np.zeros((8, 2)), np.zeros(2), np.zeros(6), np.zeros(2), 3),
-                        "params", ()),
+    "generate.params": (lambda v: generate(v, ESN_READOUT, np.zeros(6), np.zeros(2), 3), "params", ()),
+    "generate.readout": (lambda v: generate(ESN, v, np.zeros(6), np.zeros(2), 3), "readout", ()),
+    "lms_fit.initial_readout": (lambda v: lms_fit(X, Y, step_size=0.1, initial_readout=v), "initial_readout",
+                                (None, READOUT)),
     "split_trainable.params": (lambda v: split_trainable(v, "mask"), "params", ()),
     "apply_readout.params": (lambda v: apply_readout(v, X), "params", (READOUT,)),
     "solve_ridge.stats": (lambda v: solve_ridge(v, 1.0), "stats", (STATS,)),
@@ -607,7 +614,7 @@ def test_washout_not_shorter_than_the_sequence(length, extra):
 @given(length=n_steps, extra=st.integers(0, 5))
 def test_bptt_washout_not_shorter_than_the_sequence(length, extra):
     inputs = np.ones((length, 2))
-    validation_error(lambda: bptt_loss(TRAINABLE, COMBINE, linear, READOUT_DICT, inputs, np.ones((length, 1)),
+    validation_error(lambda: bptt_loss(TRAINABLE, COMBINE, linear, BPTT_READOUT, inputs, np.ones((length, 1)),
                                        washout=length + extra), "washout")
 
 
@@ -756,8 +763,7 @@ def test_misc_relations():
     validation_error(lambda: RidgeCV(n_folds=1), "n_folds")
     validation_error(lambda: StreamingRidge().to_ridge(), "update")
     validation_error(lambda: Ridge().predict(X), "fit")
-    validation_error(lambda: rls_fit(X, Y, initial_state=RLSState(jnp.zeros((4, 1)), jnp.eye(2))),
-                     "initial_state")
+    validation_error(lambda: rls_fit(X, Y, initial_state=RLSState(READOUT, jnp.eye(2))), "initial_state")
     validation_error(lambda: wrap_device(ESN, seed=0, harmonic=0.1), "harmonic")
     validation_error(lambda: wrap_device(ESN_FB, seed=0), "nominal")
     validation_error(lambda: Device(DELAY, nl.lowpass(0.5), seed=0), "pieces")

@@ -213,7 +213,7 @@ def test_dfa_update_is_the_documented_feedback_alignment_step():
                 "input_gain": np.sum(delta * drive), "phase": np.sum(delta)}
     update = {n: side[n] - np.asarray(result.params["input_side"][n]) for n in names}
     assert _relative_error(update, expected) <= 1e-8
-    readout_update = W - np.asarray(result.params["readout"]["W"])
+    readout_update = W - np.asarray(result.params["readout"].W)
     np.testing.assert_allclose(readout_update, x.reshape(-1, 5).T @ output.reshape(-1, 2), rtol=1e-8)
 
 

@@ -69,7 +69,7 @@ def test_alpha_per_row_means_the_same_at_any_data_size():
     u, y = _problem()
     once = device_ridge_readout(device, None, u, y, washout=3, alpha=0.1)
     thrice = device_ridge_readout(device, None, np.tile(u, (3, 1, 1)), np.tile(y, (3, 1, 1)), washout=3, alpha=0.1)
-    np.testing.assert_allclose(np.asarray(once["W"]), np.asarray(thrice["W"]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(once.W), np.asarray(thrice.W), rtol=1e-4, atol=1e-6)
 
 
 def test_early_stopping_of_the_projected_loss_is_scored_out_of_sample():
