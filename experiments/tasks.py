@@ -49,6 +49,7 @@ from reservoir.validation import (
 __all__ = [
     "KINDS",
     "SANTA_FE_LENGTH",
+    "SeriesDiverged",
     "SYMBOLS",
     "TASKS",
     "OneStepSplit",
@@ -86,6 +87,10 @@ __all__ = [
 # quadratic term takes over, y grows super-exponentially, so this threshold is crossed within a few steps of
 # the blow-up.
 _NARMA_DIVERGENCE_THRESHOLD = 1e3
+
+
+class SeriesDiverged(ValueError):
+    """A generated series blew up (NARMA's recursion for an unlucky input draw): use another seed."""
 
 
 def narma(u: np.ndarray, order: int = 10) -> np.ndarray:
@@ -128,7 +133,7 @@ def narma(u: np.ndarray, order: int = 10) -> np.ndarray:
         u_delayed = u_list[t - order + 1] if t >= order - 1 else 0.0
         y_next = 0.3 * y_t + 0.05 * y_t * window_sum + 1.5 * u_delayed * u_list[t] + 0.1
         if not abs(y_next) <= _NARMA_DIVERGENCE_THRESHOLD:  # also catches NaN
-            raise ValueError(
+            raise SeriesDiverged(
                 f"NARMA{order} diverged at time step t={t}: y={y_next!r}, "
                 f"|y| > {_NARMA_DIVERGENCE_THRESHOLD:g}; "
                 "use inputs in [0, 0.5] or another seed"

@@ -140,3 +140,11 @@ def test_a_diverged_method_scores_as_a_constant_output():
     test = data.task.test.targets[:, 0]
     expected = np.mean((test - data.targets.mean()) ** 2) / np.var(test)
     assert experiment.constant_error(data) == pytest.approx(expected) and 0.95 < expected < 1.2
+
+
+def test_a_diverging_narma_seed_is_replaced_by_the_next_one():
+    """Device index 11's data seed (1011) diverges at 6200 steps; its data come from seed 2011 instead."""
+    with pytest.raises(ValueError, match="diverged"):
+        load_task("narma10", experiment.DATA_SEED_OFFSET + 11)
+    data = experiment.device_data("narma10", 11, ())
+    assert data.task.seed == experiment.DATA_SEED_OFFSET + 11 + 1000
