@@ -169,7 +169,8 @@ def scale_unit(task: str, seed: int, quick: bool) -> list[dict]:
             QUICK_SCALE["learning_rates"]
     parts = (split.train, split.validation, split.test)
     inputs = [sequence_inputs(part) for part in parts]
-    base = dict(part="scale", task=task, platform="simulation", n_units=n_units, seed=seed, metric="error_rate")
+    base = dict(part="scale", task=task, platform="simulation", n_units=n_units, seed=seed, metric="error_rate",
+                n_test=len(split.test.targets))
 
     def features(params: Any) -> baselines.Features:
         return baselines.Features(*(mean_states(params, x) for x in inputs))
@@ -299,7 +300,8 @@ def device_unit(task: str, seed: int, quick: bool) -> list[dict]:
     sides = {"reservoir": split_trainable(params, TRAINED)[0], "digital+readout": trained,
              "time-shuffled": dict(trained, mask=trained["mask"][order], bias_mask=trained["bias_mask"][order])}
     metric = "nmse" if task == "narma10" else "error_rate"
-    base = dict(part="device", task=task, n_units=DEVICE_UNITS, seed=seed, metric=metric)
+    base = dict(part="device", task=task, n_units=DEVICE_UNITS, seed=seed, metric=metric,
+                **({} if task == "narma10" else {"n_test": len(data.split.test.targets)}))
 
     def measured(method: str, platform: str, states_of: Callable[[np.ndarray], Any], **extra: Any) -> dict:
         return _row(base, method, data.score(states_of, search.alpha), platform=platform, **extra)
@@ -393,13 +395,11 @@ def _cell(rows: list[dict], part: str, task: str, platforms: tuple[str, ...], me
     return {name: values[name] for name in methods if name in values}
 
 
-def _floor(task: str, rows: list[dict]) -> float | None:
-    """The test set's resolution for an error rate (one error), None for NMSE."""
-    sizes = {"japanese_vowels": 370, "mnist1d": 1000, "digits": 450}
-    if task not in sizes:
-        return None
-    quick = any(r.get("n_units") == QUICK_SCALE["n_units"] and r["part"] == "scale" for r in rows)
-    return 1.0 / (QUICK_SCALE["sizes"][2] if quick and task in SCALE else sizes[task])
+def _floor(rows: list[dict], part: str, task: str) -> float | None:
+    """The test set's resolution for an error rate (one error in ``n_test``), None for NMSE."""
+    sizes = [r["n_test"] for r in rows
+             if (r["part"], r["task"]) == (part, task) and r.get("n_test") not in (None, "")]
+    return 1.0 / min(sizes) if sizes else None
 
 
 def cells(rows: list[dict]) -> dict[tuple[str, str], list]:
@@ -411,17 +411,18 @@ def cells(rows: list[dict]) -> dict[tuple[str, str], list]:
         none = tuple(baselines.BASELINES["classification"])
         errors = _cell(rows, "scale", task, ("none", "simulation"), (*none, "reservoir", "full_projected"))
         if len(errors) > 1:
-            out[(task, "simulation")] = summarise_cell(errors, ["reservoir"], floor=_floor(task, rows))
+            out[(task, "simulation")] = summarise_cell(errors, ["reservoir"], floor=_floor(rows, "scale", task))
     for task in DEVICE_TASKS:
         kind = "regression" if task == "narma10" else "classification"
         none = tuple(baselines.BASELINES[kind])
         errors = _cell(rows, "device", task, ("none", "simulation"), (*none, *SIMULATION_METHODS))
         if "reservoir" in errors:
-            out[(task, "simulation")] = summarise_cell(errors, ["reservoir"], floor=_floor(task, rows))
+            out[(task, "simulation")] = summarise_cell(errors, ["reservoir"], floor=_floor(rows, "device", task))
         for profile in PROFILES:
             errors = _cell(rows, "device", task, ("none", profile), (*none, *DEVICE_METHODS))
             if all(name in errors for name in DIGITAL_METHODS):
-                out[(task, profile)] = summarise_cell(errors, list(DIGITAL_METHODS), floor=_floor(task, rows))
+                out[(task, profile)] = summarise_cell(errors, list(DIGITAL_METHODS),
+                                                          floor=_floor(rows, "device", task))
     return out
 
 
