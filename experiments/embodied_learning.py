@@ -463,6 +463,7 @@ def _bars(ax, errors: dict[str, np.ndarray], colors: list[str]) -> None:
 
 
 def plot(directory: Path | str) -> list[Path]:
+    """Redraw the experiment's figures from ``results.csv``."""
     plt = pyplot()
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")

@@ -56,11 +56,3 @@ class LinearReadout:
     def n_outputs(self) -> int:
         """O, the number of outputs."""
         return self.W.shape[1]
-
-    def __getitem__(self, key: str) -> Any:
-        # TRANSITION ONLY: ``readout["W"]`` / ``readout["b"]``, the {"W", "b"} dicts this type replaces, for code
-        # not migrated yet (experiments.embodied_learning, experiments.hil_vs_digital).  Remove with the last
-        # such use; new code reads ``readout.W`` / ``readout.b``.
-        if key not in ("W", "b"):
-            raise KeyError(f"a LinearReadout has the fields 'W' and 'b', got {key!r}")
-        return getattr(self, key)

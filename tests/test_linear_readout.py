@@ -135,13 +135,6 @@ def test_device_readouts_are_linear_readouts_that_predict_as_before():
                                rtol=1e-12)
 
 
-def test_transition_item_access_and_its_limits():
-    readout = LinearReadout(W, B)
-    assert readout["W"] is W and readout["b"] is B
-    with pytest.raises(KeyError, match="'W' and 'b'"):
-        readout["bias"]
-
-
 def test_check_linear_readout_names_the_argument_and_the_field():
     checked = check_linear_readout("readout", LinearReadout(W.tolist(), B.tolist()), 4, 2, dtype=np.float32)
     assert type(checked) is LinearReadout and checked.W.dtype == np.float32 and checked.b.shape == (2,)
