@@ -521,7 +521,41 @@ def plot(directory: Path | str) -> list[Path]:
     """Redraw every figure from ``results.csv``."""
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
-    return [_plot_error_vs_cost(directory, rows), _plot_paired_ratios(directory, rows)]
+    figures = [_plot_error_vs_cost(directory, rows), _plot_paired_ratios(directory, rows)]
+    levels = {(task, profile): 0 for task, profile, _ in cells(rows)}
+    for task, profile, _ in cells(rows):
+        levels[(task, profile)] += 1
+    if any(count > 1 for count in levels.values()):  # a grid with several mismatch levels of one profile
+        figures.append(_plot_error_vs_mismatch(directory, rows))
+    return figures
+
+
+def _plot_error_vs_mismatch(directory: Path, rows: list[dict]) -> Path:
+    """Test error (median, 95 % interval) against the mismatch level, one panel per (task, profile); the
+    no-device baselines, which do not depend on the device, as horizontal lines."""
+    plt = pyplot()
+    by_cell = cells(rows)
+    panels = list(dict.fromkeys((task, profile) for task, profile, _ in by_cell))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (task, profile) in zip(axes[0], panels, strict=True):
+        levels = sorted(m for t, p, m in by_cell if (t, p) == (task, profile))
+        methods = dict.fromkeys(m for level in levels for m in by_cell[(task, profile, level)])
+        for method in methods:
+            estimates = [median_interval(by_cell[(task, profile, level)][method]) for level in levels]
+            values = [e.value for e in estimates]
+            if method not in COLORS:
+                ax.axhline(values[0], color="0.75", lw=1, ls=":")
+                continue
+            spread = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
+            ax.errorbar(levels, values, yerr=spread, color=COLORS[method], label=method, marker="o", ms=3,
+                        capsize=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("mismatch of the written knobs")
+        ax.set_title(f"{task}, {profile}", fontsize=9)
+    axes[0][0].set_ylabel("test error (median, 95 % CI)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    return save_figure(fig, directory, "error_vs_mismatch")
 
 
 def _plot_error_vs_cost(directory: Path, rows: list[dict]) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from experiments import hil_vs_digital as experiment
 from experiments.__main__ import main
-from experiments.results import ConfigError, read_rows
+from experiments.results import ConfigError, read_rows, write_rows
 from experiments.tasks import load_task
 
 TINY_NARMA = (("narma10", (("n_train", 800), ("n_validation", 200), ("n_test", 300))),)
@@ -148,3 +148,19 @@ def test_a_diverging_narma_seed_is_replaced_by_the_next_one():
         load_task("narma10", experiment.DATA_SEED_OFFSET + 11)
     data = experiment.device_data("narma10", 11, ())
     assert data.task.seed == experiment.DATA_SEED_OFFSET + 11 + 1000
+
+
+def test_several_mismatch_levels_draw_error_against_mismatch(tmp_path):
+    """With two levels of one profile, plot() adds the error-against-mismatch figure (from results.csv only)."""
+    rng = np.random.default_rng(0)
+    rows = [dict(task="narma10", profile="", mismatch="", device=d, method="volterra_taps",
+                 test_error=0.02 + 0.001 * d, n_calls=0, n_samples=0, device_seconds=0.0, hyperparameters="{}")
+            for d in range(3)]
+    rows += [dict(task="narma10", profile="benchtop", mismatch=m, device=d, method=method,
+                  test_error=float(rng.uniform(0.1, 0.5)), n_calls=1, n_samples=10, device_seconds=1e-3,
+                  hyperparameters="{}")
+             for m in (0.1, 0.3) for d in range(3) for method in ("digital+readout", "hil")]
+    write_rows(tmp_path / "results.csv", rows, experiment.COLUMNS)
+    names = [path.stem for path in experiment.plot(tmp_path)]
+    assert names == ["error_vs_cost", "paired_ratios", "error_vs_mismatch"]
+    assert (tmp_path / "error_vs_mismatch.png").stat().st_size > 10_000
