@@ -343,10 +343,11 @@ def _json(values: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-# Wall seconds of one unit (all device methods of one device) measured on this 2-core machine, for the
-# estimate printed before a run: NARMA10 at N = 50, Japanese vowels at N = 100; others guessed from size.
-UNIT_SECONDS = {"narma10": 110, "channel_equalisation": 150, "japanese_vowels": 190, "mnist1d": 900,
-                "digits": 150}
+# Wall seconds of one unit (all device methods of one device) on this 2-core machine, for the estimate printed
+# before a run: measured in the --full runs (NARMA10 107 s, digits 157 s per unit, timings.csv) and from single
+# Japanese-vowels units (N = 100, about twice NARMA10's); channel and MNIST-1D guessed from their sizes.
+UNIT_SECONDS = {"narma10": 110, "channel_equalisation": 150, "japanese_vowels": 250, "mnist1d": 900,
+                "digits": 160}
 
 
 def units_of(grid: Grid) -> list[dict[str, Any]]:
