@@ -42,6 +42,7 @@ hyperparameters; byte-identical for the same command), ``timings.csv`` (wall sec
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -57,7 +58,7 @@ from threadpoolctl import threadpool_limits
 from experiments import baselines as no_device
 from experiments import tasks
 from experiments.results import ConfigError, open_run, pyplot, read_rows, save_figure, write_rows
-from experiments.statistics import markdown_table, median_interval, summarise_cell
+from experiments.statistics import MethodSummary, markdown_table, median_interval, summarise_cell
 from experiments.sweep import parse_scheduler, run_sweep
 from hardware_sim import delay_device
 from hardware_sim.baselines import (
@@ -83,7 +84,7 @@ RESERVOIR = ("reservoir", "reservoir_tuned")
 DEVICE_METHODS = (*RESERVOIR, *DIGITAL, *IN_SITU)
 NO_DEVICE = {"regression": no_device.BASELINES["regression"],
              "classification": no_device.BASELINES["classification"]}
-ERROR_NAMES = {"nmse": "test NMSE", "symbol_error_rate": "symbol error rate", "error_rate": "error rate"}
+ERROR_NAMES = {"narma10": "test NMSE", "channel_equalisation": "symbol error rate"}  # others: "error rate"
 DATA_SEED_OFFSET = 1000
 # The input side every method trains (SPSA, the gradient modes, the digital baselines; DFA those of them in the
 # written drive): the input and bias masks (each node's operating point) and the three knobs.
@@ -214,14 +215,13 @@ def device_data(task_name: str, device: int, options: tuple[tuple[str, Any], ...
     level of that device index shares it).  NARMA10's recursion diverges for a few input draws (about one
     seed in twenty at 6200 steps); such a seed is replaced by the next of ``seed + 1000 k``, k = 1, 2, …"""
     layout = LAYOUTS[task_name]
-    task = None
     for attempt in range(10):
         try:
             task = tasks.load_task(task_name, DATA_SEED_OFFSET + device + 1000 * attempt, **dict(options))
             break
         except tasks.SeriesDiverged:
             continue
-    if task is None:
+    else:
         raise RuntimeError(f"{task_name}: ten data seeds in a row diverged for device {device}")
     scale = layout.input_scale
     if task.kind == "regression":
@@ -449,36 +449,38 @@ def _floor(task: str) -> float | None:
             "digits": 1 / 450}.get(task)
 
 
+def cell_summaries(by_cell: Mapping[tuple, Mapping[str, list[float]]]) -> dict[tuple, list[MethodSummary]]:
+    """``summarise_cell`` of every cell (of ``cells``) that has a digital baseline, against the strongest of
+    them, with the task's error floor."""
+    return {key: summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors], floor=_floor(key[0]))
+            for key, errors in by_cell.items() if any(m in errors for m in DIGITAL)}
+
+
 def summary(rows: Sequence[Mapping[str, Any]]) -> str:
     """The headline tables (medians, intervals, win fractions and paired ratios against the strongest digital
     baseline of each cell), then the cost table."""
+    summaries = cell_summaries(cells(rows))
     tables = []
-    by_cell = cells(rows)
-    for task in dict.fromkeys(key[0] for key in by_cell):
-        task_cells = {key: summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors],
-                                          floor=_floor(task))
-                      for key, errors in by_cell.items() if key[0] == task and any(m in errors for m in DIGITAL)}
-        metric = next(ERROR_NAMES[v] for k, v in (("narma10", "nmse"), ("channel", "symbol_error_rate"),
-                                                   ("", "error_rate")) if task.startswith(k))
-        n = min(len(next(iter(errors.values()))) for key, errors in by_cell.items() if key[0] == task)
-        tables.append(f"### {task}: {metric}, median over {n} devices, against the strongest digital baseline\n\n"
-                      + markdown_table(task_cells, ("task", "profile", "mismatch")))
-    return "\n\n".join([headline_table(rows), *tables, cost_table(rows)])
+    for task in dict.fromkeys(key[0] for key in summaries):
+        task_cells = {key: cell for key, cell in summaries.items() if key[0] == task}
+        n = min(s.n for cell in task_cells.values() for s in cell)
+        title = (f"### {task}: {ERROR_NAMES.get(task, 'error rate')}, median over {n} devices, against the "
+                 f"strongest digital baseline")
+        tables.append(title + "\n\n" + markdown_table(task_cells, ("task", "profile", "mismatch")))
+    return "\n\n".join([headline_table(summaries), *tables, cost_table(rows)])
 
 
-def headline_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per method, one column per cell: the median test error [95 % interval] and, against the
-    strongest digital baseline of the cell (marked *ref*), the devices where the method wins (ties half)."""
-    by_cell = cells(rows)
-    summaries = {key: {s.method: s for s in summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors],
-                                                           floor=_floor(key[0]))}
-                 for key, errors in by_cell.items() if any(m in errors for m in DIGITAL)}
-    methods = list(dict.fromkeys(m for cell in summaries.values() for m in cell))
-    header = ["method", *(f"{task}, {profile} {mismatch:g}" for task, profile, mismatch in summaries)]
+def headline_table(summaries: Mapping[tuple, Sequence[MethodSummary]]) -> str:
+    """One line per method, one column per cell (of ``cell_summaries``): the median test error [95 % interval]
+    and, against the strongest digital baseline of the cell (marked *ref*), the devices where the method wins
+    (ties half)."""
+    by_method = {key: {s.method: s for s in cell} for key, cell in summaries.items()}
+    methods = list(dict.fromkeys(m for cell in by_method.values() for m in cell))
+    header = ["method", *(f"{task}, {profile} {mismatch:g}" for task, profile, mismatch in by_method)]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for method in methods:
         entries = [method]
-        for cell in summaries.values():
+        for cell in by_method.values():
             s = cell.get(method)
             if s is None:
                 entries.append("")
@@ -491,7 +493,7 @@ def headline_table(rows: Sequence[Mapping[str, Any]]) -> str:
                 text += f", wins {win.wins + 0.5 * win.ties:g}/{win.n}"
             entries.append(text)
         lines.append("| " + " | ".join(entries) + " |")
-    n = min(s.n for cell in summaries.values() for s in cell.values())
+    n = min(s.n for cell in summaries.values() for s in cell)
     return (f"### test error, median [95 % CI] over {n}+ devices; wins against the strongest digital baseline "
             f"(*ref*)\n\n" + "\n".join(lines))
 
@@ -522,20 +524,24 @@ def plot(directory: Path | str) -> list[Path]:
     """Redraw every figure from ``results.csv``."""
     directory = Path(directory)
     rows = read_rows(directory / "results.csv")
-    figures = [_plot_error_vs_cost(directory, rows), _plot_paired_ratios(directory, rows)]
-    levels = {(task, profile): 0 for task, profile, _ in cells(rows)}
-    for task, profile, _ in cells(rows):
-        levels[(task, profile)] += 1
-    if any(count > 1 for count in levels.values()):  # a grid with several mismatch levels of one profile
-        figures.append(_plot_error_vs_mismatch(directory, rows))
+    by_cell = cells(rows)
+    figures = [_plot_error_vs_cost(directory, rows, by_cell), _plot_paired_ratios(directory, by_cell)]
+    levels = collections.Counter((task, profile) for task, profile, _ in by_cell)
+    if max(levels.values()) > 1:  # a grid with several mismatch levels of one profile
+        figures.append(_plot_error_vs_mismatch(directory, by_cell))
     return figures
 
 
-def _plot_error_vs_mismatch(directory: Path, rows: list[dict]) -> Path:
+def _legend_below(fig, ax) -> None:
+    """One legend for all panels, under them: the methods of the first panel."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+
+
+def _plot_error_vs_mismatch(directory: Path, by_cell: Mapping[tuple, Mapping[str, list[float]]]) -> Path:
     """Test error (median, 95 % interval) against the mismatch level, one panel per (task, profile); the
     no-device baselines, which do not depend on the device, as horizontal lines."""
     plt = pyplot()
-    by_cell = cells(rows)
     panels = list(dict.fromkeys((task, profile) for task, profile, _ in by_cell))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (task, profile) in zip(axes[0], panels, strict=True):
@@ -554,16 +560,15 @@ def _plot_error_vs_mismatch(directory: Path, rows: list[dict]) -> Path:
         ax.set_xlabel("mismatch of the written knobs")
         ax.set_title(f"{task}, {profile}", fontsize=9)
     axes[0][0].set_ylabel("test error (median, 95 % CI)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    _legend_below(fig, axes[0][0])
     return save_figure(fig, directory, "error_vs_mismatch")
 
 
-def _plot_error_vs_cost(directory: Path, rows: list[dict]) -> Path:
+def _plot_error_vs_cost(directory: Path, rows: list[dict], by_cell: Mapping[tuple, Mapping[str, list[float]]]
+                        ) -> Path:
     """Test error (median, 95 % interval) against device calls per method, one panel per (task, level); the
     no-device baselines as horizontal lines; the Pareto front of the device methods dashed."""
     plt = pyplot()
-    by_cell = cells(rows)
     keys = list(by_cell)
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
@@ -594,22 +599,18 @@ def _plot_error_vs_cost(directory: Path, rows: list[dict]) -> Path:
         ax.set_xlabel("device calls (every query but the test)", fontsize=8)
         ax.set_title(f"{key[0]}, {key[1]}, mismatch {key[2]:g}", fontsize=9)
     axes[0][0].set_ylabel("test error (median, 95 % CI)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    _legend_below(fig, axes[0][0])
     return save_figure(fig, directory, "error_vs_cost")
 
 
-def _plot_paired_ratios(directory: Path, rows: list[dict]) -> Path:
+def _plot_paired_ratios(directory: Path, by_cell: Mapping[tuple, Mapping[str, list[float]]]) -> Path:
     """Every device method's median paired ratio of test errors against the strongest digital baseline of the
     cell, with its 95 % interval (below 1: the method wins)."""
     plt = pyplot()
-    by_cell = cells(rows)
-    keys = list(by_cell)
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, sharey=True)
-    for ax, key in zip(axes[0], keys, strict=True):
-        errors = by_cell[key]
-        summaries = summarise_cell(errors, baselines=[m for m in DIGITAL if m in errors], floor=_floor(key[0]))
-        shown = [s for s in summaries if s.method in COLORS]
+    summaries = cell_summaries(by_cell)
+    fig, axes = plt.subplots(1, len(summaries), figsize=(4.2 * len(summaries), 3.4), squeeze=False, sharey=True)
+    for ax, (key, cell) in zip(axes[0], summaries.items(), strict=True):
+        shown = [s for s in cell if s.method in COLORS]
         for i, s in enumerate(shown):
             if s.versus is None:
                 ax.plot(1, i, "s", color=COLORS[s.method])

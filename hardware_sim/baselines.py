@@ -414,12 +414,14 @@ def train_in_model(device: Device, inputs: Any, targets: Any, *, model: TwinMode
     start, _ = split_trainable(twin, list(names))
     stream = _KeyStream(seed)
     context = {"twin": twin, **knobs, "stream": np.int32(stream.handle)}
-    draws = 1 if model.prior is None else PRIOR_DRAWS
+    # fixed streams: every call scores the same noise and prior draws
+    draw_seeds = [np.random.SeedSequence([seed, draw]).generate_state(1)[0]
+                  for draw in range(1 if model.prior is None else PRIOR_DRAWS)]
 
     def score(side: dict[str, Any]) -> float:
         scores = []
-        for draw in range(draws):  # fixed streams: every call scores the same noise and prior draws
-            fixed = _KeyStream(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+        for draw_seed in draw_seeds:
+            fixed = _KeyStream(draw_seed)
             states = _model_states(model, side, jnp.asarray(inputs, twin.dtype),
                                    dict(context, stream=np.int32(fixed.handle)))
             raise_if_diverged(states, "the model's states on the held-out chunks", "the learning rate is too high")
