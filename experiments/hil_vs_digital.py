@@ -23,7 +23,8 @@ the baselines were built:
   - in-situ reservoir: ``reservoir`` (random mask, α chosen; one call), ``reservoir_tuned`` (its three knobs
     scanned on the device, the protocol of the 2016 paper's baseline);
   - digital (trained in a model, deployed with the readout re-fitted on one measurement): ``digital+readout``,
-    ``digital_noise_aware``, ``digital_randomized``, ``calibrated_twin``;
+    ``digital_noise_aware``, ``digital_randomized``, ``calibrated_twin``, and ``calibrated_twin+check`` (the
+    same, its candidates, the untrained start among them, checked on the device: one call each);
   - in situ: ``hil`` (physics-aware training, Wright et al. 2022), ``physical_backprop`` (the device computes
     the backward pass, Hermans et al. 2016), ``dfa`` (augmented direct feedback alignment, Nakajima et al.
     2022), ``spsa``.
@@ -34,10 +35,11 @@ the baselines were built:
   errors (bootstrap interval).  The no-device baselines use the same data seeds, so they pair with the devices.
 
 Sizes: ``quick()`` (tests, about a minute), the default (``make demo``: NARMA10, both profiles, 4 devices each),
-``full()`` (``--full``: 10 % and 30 % mismatch per profile, 20 devices per level); ``--tasks``, ``--profiles``, ``--methods`` select a
-larger or smaller grid (for a cluster: ``--scheduler tcp://...``).  Results: ``results.csv`` (one row per task,
-profile, mismatch, device and method: test error, device calls, samples and device time, the chosen
-hyperparameters; byte-identical for the same command), ``timings.csv`` (wall seconds, which vary), figures.
+``full()`` (``--full``: 10 % and 30 % mismatch per profile, 20 devices per level); ``--tasks``, ``--profiles``,
+``--methods`` select a larger or smaller grid (for a cluster: ``--scheduler tcp://...``).  Results:
+``results.csv`` (one row per task, profile, mismatch, device and method: test error, device calls, samples and
+device time, the chosen hyperparameters; byte-identical for the same command), ``timings.csv`` (wall seconds,
+which vary), figures.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ from reservoir.trainable import split_trainable
 DESCRIPTION = "Digital vs hardware-in-the-loop training on knob-mismatched and benchtop delay devices"
 COLUMNS = ("task", "profile", "mismatch", "device", "method", "test_error", "n_calls", "n_samples",
            "device_seconds", "hyperparameters")
-DIGITAL = ("digital+readout", "digital_noise_aware", "digital_randomized", "calibrated_twin")
+DIGITAL = ("digital+readout", "digital_noise_aware", "digital_randomized", "calibrated_twin",
+           "calibrated_twin+check")
 IN_SITU = ("hil", "physical_backprop", "dfa", "spsa")
 RESERVOIR = ("reservoir", "reservoir_tuned")
 DEVICE_METHODS = (*RESERVOIR, *DIGITAL, *IN_SITU)
@@ -273,10 +276,12 @@ def run_method(method: str, device, data: DeviceData, grid: Grid, profile: str, 
         result = in_situ_tuned(device, u, y, mode=method, names=names, **common, **gradient)
     else:
         kind = {"digital+readout": "digital", "digital_noise_aware": "noise_aware",
-                "digital_randomized": "randomized", "calibrated_twin": "calibrated"}[method]
+                "digital_randomized": "randomized", "calibrated_twin": "calibrated",
+                "calibrated_twin+check": "calibrated"}[method]
         prior = MismatchPrior(relative=mismatch, absolute=mismatch, **NODE_SPREAD[profile])
         result = digital_tuned(device, u, y, kind=kind, names=names, noise=TWIN_NOISE[profile], prior=prior,
-                               calibration_options=dict(grid.calibration), **common, **gradient)
+                               calibration_options=dict(grid.calibration),
+                               select_on="device" if method.endswith("+check") else "model", **common, **gradient)
     return result.params, result.n_calls, result.n_samples, result.hyperparameters
 
 
@@ -517,8 +522,8 @@ def cost_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 COLORS = {"reservoir": "0.6", "reservoir_tuned": "0.3", "digital+readout": "C0", "digital_noise_aware": "C9",
-          "digital_randomized": "C8", "calibrated_twin": "C1", "hil": "C3", "physical_backprop": "C4",
-          "dfa": "C5", "spsa": "C2"}
+          "digital_randomized": "C8", "calibrated_twin": "C1", "calibrated_twin+check": "C6", "hil": "C3",
+          "physical_backprop": "C4", "dfa": "C5", "spsa": "C2"}
 
 
 def plot(directory: Path | str) -> list[Path]:

@@ -439,20 +439,29 @@ def digital_tuned(device: Device, inputs: Any, targets: Any, *, kind: str, washo
                   names: Sequence[str] = NAMES, noise: TwinNoise | None = None, prior: MismatchPrior | None = None,
                   probe: Any = None, calibration_options: Mapping[str, Any] | None = None,
                   space: Mapping[str, Sequence[float]] = LEARNING_RATES, alphas: Sequence[float] = ALPHAS,
-                  validation_fraction: float = 0.2, seed: int = 0, **train_options: Any) -> MethodResult:
-    """A digital baseline (``kind`` in ``DIGITAL_KINDS``; module docstring) with its learning rate chosen on the
-    model's held-out chunks, deployed with the readout re-fitted on one device measurement (alpha chosen on
-    its held-out chunks).
+                  validation_fraction: float = 0.2, seed: int = 0, select_on: str = "model",
+                  **train_options: Any) -> MethodResult:
+    """A digital baseline (``kind`` in ``DIGITAL_KINDS``; module docstring) with its learning rate chosen on
+    held-out chunks, deployed with the readout re-fitted on one device measurement (alpha chosen on its
+    held-out chunks).
 
     Args:
         kind: ``"digital"`` (``digital+readout``), ``"noise_aware"`` (needs ``noise``), ``"randomized"``
             (needs ``prior``; ``noise`` optional), ``"calibrated"`` (``calibrate_twin`` on ``probe``, default
             the training inputs, with ``calibration_options``; ``noise`` optional).
+        select_on: ``"model"``: every candidate is scored in the model (no device query); ``"device"``: what
+            an experimenter checks before trusting a model, every candidate (each learning rate's input side,
+            early-stopped in the model, and the untrained starting side, learning rate 0) is written to the
+            device and scored on its held-out chunks, one call each, and the deployed readout re-uses the
+            winner's measurement. A model that misleads then deploys no worse than the untrained side
+            measures.
         train_options: ``readout.train``'s (``n_epochs``, ``batch_size``, ...).
 
-    Cost: the calibration's calls (``calibrated``) and the deployed readout's one call.
+    Cost: the calibration's calls (``calibrated``), then the deployed readout's one call (``select_on="model"``)
+    or one call per candidate (``"device"``).
     """
     check_choice("kind", kind, DIGITAL_KINDS)
+    check_choice("select_on", select_on, ("model", "device"))
     inputs, targets = _checked(device, inputs, targets, pool)
     n_held = n_held_out(validation_fraction, len(inputs))
     if kind == "noise_aware" and noise is None:
@@ -475,14 +484,25 @@ def digital_tuned(device: Device, inputs: Any, targets: Any, *, kind: str, washo
                       lowpass=kind == "calibrated")
 
     def evaluate(**hyperparameters: float):
-        try:
-            side, score = train_in_model(device, inputs, targets, model=model, knobs=knobs, n_held=n_held,
-                                         names=names, washout=washout, pool=pool, seed=seed,
-                                         **train_options, **hyperparameters)
-        except DivergenceError:
-            return math.inf, {}, None
-        return score, {}, side
+        if select_on == "device" and hyperparameters.get("learning_rate") == 0:  # the untrained start
+            side, _ = split_trainable(twin, list(names))
+        else:
+            try:
+                side, score = train_in_model(device, inputs, targets, model=model, knobs=knobs, n_held=n_held,
+                                             names=names, washout=washout, pool=pool, seed=seed,
+                                             **train_options, **hyperparameters)
+            except DivergenceError:
+                return math.inf, {}, None
+            if select_on == "model":
+                return score, {}, side
+        return _measured_score(device, side, inputs, targets, n_held, washout=washout, alphas=alphas, pool=pool)
 
+    if select_on == "device":
+        space = {**space, "learning_rate": (0.0, *space["learning_rate"])}
+        chosen = select(evaluate, space, device=device)
+        result = _deployed(device, chosen, inputs, targets, n_held, washout=washout, pool=pool)
+        return MethodResult(result.params, device.n_calls - calls, device.n_samples - samples,
+                            dict(result.hyperparameters, **extra), result.table)
     chosen = select(evaluate, space)
     side = chosen.outcome
     readout, alpha, _ = deployed_readout(device, side, inputs, targets, n_held, washout=washout, pool=pool,

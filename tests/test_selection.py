@@ -255,6 +255,26 @@ def test_tuned_baselines_use_only_public_measurements_and_count_every_query():
         true_params(PublicOnly(delay_device(6, seed=0)))  # the proxy does catch a private read
 
 
+def test_digital_baseline_selected_on_the_device_scores_every_candidate_by_one_measurement():
+    """select_on="device": each candidate (the untrained start as learning rate 0, then each learning rate's
+    side trained in the model) costs one call, its score is the held-out NMSE of that measurement (checked
+    against an independent measurement of the same side on a noise-free twin device), the winner is the
+    lowest score, and the deployed readout re-uses its measurement (no further call)."""
+    u, y = _problem(n_sequences=5, n_steps=20)
+    device = PublicOnly(delay_device(6, seed=0, mismatch=0.2))
+    result = digital_tuned(device, u, y, kind="digital", washout=2, space={"learning_rate": [1e-2, 3e-1]},
+                           n_epochs=1, batch_size=2, select_on="device")
+    assert result.n_calls == device.n_calls == 3
+    assert [row["learning_rate"] for row in result.table] == [0.0, 1e-2, 3e-1]
+    assert result.hyperparameters["learning_rate"] == min(result.table, key=lambda r: r["score"])["learning_rate"]
+    start, _ = split_trainable(device.nominal_twin(), list(NAMES))
+    states = delay_device(6, seed=0, mismatch=0.2).measure(u, start)
+    expected, _ = held_out_alphas(np.asarray(states, np.float64), y, 1, washout=2)
+    assert result.table[0]["score"] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="select_on"):
+        digital_tuned(device, u, y, kind="digital", select_on="test_set")
+
+
 def test_digital_baselines_refuse_missing_knowledge():
     device = delay_device(4, seed=0)
     u, y = _problem(n_sequences=3, n_steps=6)
