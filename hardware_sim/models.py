@@ -45,8 +45,7 @@ class HardwareFields(NamedTuple):
 @functools.singledispatch
 def hardware_fields(params: Any) -> HardwareFields:
     """The ``HardwareFields`` of ``params``'s model; ``TypeError`` for a model with none registered."""
-    check_hardware_model("params", params)
-    raise AssertionError("unreachable: a registered model dispatches to its own function")
+    raise _unregistered("params", params)
 
 
 @hardware_fields.register
@@ -90,11 +89,15 @@ def model_classes() -> dict[str, type]:
 
 def check_hardware_model(name: str, params: Any) -> Any:
     """Return ``params`` if its model has ``hardware_fields`` registered, else a ``TypeError`` naming ``name``."""
-    kinds = hardware_models()
-    if not isinstance(params, kinds):
-        raise TypeError(f"{name} must be one of {[kind.__name__ for kind in kinds]} (the reservoir models registered "
-                        f"with hardware_sim.models.hardware_fields), got {type(params).__name__}")
+    if not isinstance(params, hardware_models()):
+        raise _unregistered(name, params)
     return params
+
+
+def _unregistered(name: str, params: Any) -> TypeError:
+    kinds = [kind.__name__ for kind in hardware_models()]
+    return TypeError(f"{name} must be one of {kinds} (the reservoir models registered with "
+                     f"hardware_sim.models.hardware_fields), got {type(params).__name__}")
 
 
 @pytree_dataclass
