@@ -68,7 +68,9 @@ class Reservoir(Protocol):
     declares it all on its class, so a new reservoir family is one new class (plus, for a simulated device, its
     registration in ``hardware_sim.models``)."""
 
-    TRAINABLE: ClassVar[tuple[str, ...]]  # the input-side fields ``split_trainable`` may train
+    # the input-side fields ``split_trainable`` may train; a class may also declare ``SCALES`` {name: field},
+    # trainable scalar gains on a field (``reservoir.trainable.trainable_scales``)
+    TRAINABLE: ClassVar[tuple[str, ...]]
     n_units: int  # length of the state vector returned at every time step
     n_inputs: int
     n_feedback: int  # 0 when the model has no output feedback

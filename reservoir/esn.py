@@ -51,10 +51,12 @@ class ESNParams:
     Shapes: ``W`` (N, N), ``W_in`` (N, D), ``bias`` (N,), ``leak_rate`` () and ``W_fb`` (N, O) or None.
     ``activation`` (static) names one of ``ACTIVATIONS``, e.g. "tanh" or "identity" (a linear reservoir, the
     reference case of memory capacity).  Trainable (``TRAINABLE``): ``W_in``, ``bias`` and ``input_scaling``, a
-    scalar multiplying ``W_in`` that is not a field (``reservoir.trainable.split_trainable`` starts it at 1).
+    scalar multiplying ``W_in`` that is not a field (declared in ``SCALES``;
+    ``reservoir.trainable.split_trainable`` starts it at 1).
     """
 
     TRAINABLE: ClassVar[tuple[str, ...]] = ("W_in", "bias", "input_scaling")
+    SCALES: ClassVar[dict[str, str]] = {"input_scaling": "W_in"}  # a trained gain on W_in, not a field
 
     W: jax.Array
     W_in: jax.Array

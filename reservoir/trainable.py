@@ -81,6 +81,12 @@ def trainable_fields(params: Reservoir) -> tuple[str, ...]:
     return check_instance("params", params, Reservoir).TRAINABLE
 
 
+def trainable_scales(params: Reservoir) -> dict[str, str]:
+    """{name: field} for the trainable names of ``params`` that are scalar gains on a field rather than fields
+    (a model declares them in its class's optional ``SCALES``, e.g. ``ESNParams``' ``input_scaling`` on
+    ``W_in``); split starts each at 1, merge multiplies its field by it."""
+    return dict(getattr(type(params), "SCALES", {}))
+
 
 def split_trainable(
     params: Reservoir, names: str | Sequence[str]
@@ -90,8 +96,8 @@ def split_trainable(
     Args:
         params: a reservoir (``DelayParams``, ``ESNParams``, ...: a ``reservoir.core.Reservoir``).
         names: the fields to train, a subset of ``trainable_fields(params)`` (a single name is allowed).
-            ``"input_scaling"`` (ESN) is a scalar leaf initialised to 1 that multiplies ``W_in``
-            (``W_in`` itself trained or not).
+            A scale (``trainable_scales``, e.g. ``"input_scaling"`` of an ESN) is a scalar leaf initialised
+            to 1 that multiplies its field (``W_in``), the field itself trained or not.
 
     Returns:
         ``(trainable, combine)``: ``trainable`` a dict {name: array} and ``combine(trainable) -> params``, pure
@@ -107,11 +113,9 @@ def split_trainable(
         if name not in allowed:
             raise ValueError(f"names must list trainable input-side fields of {type(params).__name__}, "
                              f"one or more of {list(allowed)}; got {name!r}")
-    trainable = {name: jnp.ones((), params.dtype) if name == "input_scaling" else getattr(params, name)
-                 for name in names}
-
+    scales = trainable_scales(params)
+    trainable = {name: jnp.ones((), params.dtype) if name in scales else getattr(params, name) for name in names}
     return trainable, functools.partial(merge_trainable, params)
-
 
 
 def merge_trainable(params: Reservoir, trainable: dict[str, jax.Array]) -> Reservoir:
@@ -120,9 +124,11 @@ def merge_trainable(params: Reservoir, trainable: dict[str, jax.Array]) -> Reser
     Pure and jit-able; ``params`` may itself be a traced argument, so one compiled function serves every
     reservoir of the same shapes (the hardware trainer passes its twin this way).
     """
-    fields = {name: value for name, value in trainable.items() if name != "input_scaling"}
-    if "input_scaling" in trainable:
-        fields["W_in"] = fields.get("W_in", params.W_in) * trainable["input_scaling"]
+    scales = trainable_scales(params)
+    fields = {name: value for name, value in trainable.items() if name not in scales}
+    for name, field in scales.items():
+        if name in trainable:
+            fields[field] = fields.get(field, getattr(params, field)) * trainable[name]
     return dataclasses.replace(params, **fields)
 
 

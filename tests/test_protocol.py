@@ -133,7 +133,8 @@ def test_a_twin_survives_the_wire_as_its_own_class(make):
 class LeakyRing:
     """A linear ring of leaky units, x(t) = λ roll(x(t−1)) + W_in u(t): a reservoir family this test adds."""
 
-    TRAINABLE: ClassVar[tuple[str, ...]] = ("W_in",)
+    TRAINABLE: ClassVar[tuple[str, ...]] = ("W_in", "gain")
+    SCALES: ClassVar[dict[str, str]] = {"gain": "W_in"}  # a trained scalar gain on W_in
 
     W_in: jax.Array
     leak: float = static_field(default=0.5)
@@ -175,19 +176,22 @@ def test_a_new_reservoir_family_runs_trains_and_gets_a_device_with_no_edit_elsew
     np.testing.assert_allclose(run(ring, inputs), expected, rtol=1e-13)  # batched in place
     np.testing.assert_allclose(run_states(ring, inputs, checkpoint_every=5), expected, rtol=1e-13)
 
-    trainable, combine = split_trainable(ring, trainable_fields(ring))
+    trainable, combine = split_trainable(ring, ["W_in"])
     weights = rng.standard_normal(expected.shape)
     gradient = jax.grad(lambda t: jnp.sum(run_states(combine(t), inputs) * weights))(trainable)["W_in"]
     # linear in W_in: d/dW_in[i, d] Σ weights · states is the same sum over a unit perturbation
     numeric = np.array([[np.sum(weights * np.stack([_numpy_ring(np.eye(5)[:, [i]] @ np.eye(2)[[d]], 0.5, u)
                                                     for u in inputs])) for d in range(2)] for i in range(5)])
     np.testing.assert_allclose(gradient, numeric, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"one or more of \['W_in'\]; got 'leak'"):
+    with pytest.raises(ValueError, match=r"one or more of \['W_in', 'gain'\]; got 'leak'"):
         split_trainable(ring, ["leak"])
+    gain, combine = split_trainable(ring, "gain")
+    assert float(gain["gain"]) == 1.0
+    np.testing.assert_array_equal(combine({"gain": 2.5}).W_in, 2.5 * np.asarray(ring.W_in))
 
     device = wrap_device(ring, seed=0, mismatch=0.1)
     true = device.truth().params
     assert type(true) is LeakyRing and true.leak == 0.5 and not np.allclose(true.W_in, ring.W_in)
     np.testing.assert_allclose(device.measure(inputs[0]), _numpy_ring(np.asarray(true.W_in), 0.5, inputs[0]),
                                rtol=1e-12)
-    assert device.trainable_fields == ("W_in",)
+    assert device.trainable_fields == ("W_in", "gain")
