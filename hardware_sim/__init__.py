@@ -25,6 +25,7 @@ from hardware_sim.faults import (
     RetryPolicy,
 )
 from hardware_sim.loop import LoopPhysics, noise_floor_for_snr
+from hardware_sim.models import DistortedSine, HardwareFields, hardware_fields
 from hardware_sim.nonidealities import (
     Nonideality,
     Written,
@@ -63,6 +64,9 @@ __all__ = [
     "DeviceTruth",
     "LoopPhysics",
     "noise_floor_for_snr",
+    "DistortedSine",
+    "HardwareFields",
+    "hardware_fields",
     "AdjointDevice",
     "BadMeasurement",
     "DeviceFault",

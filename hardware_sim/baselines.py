@@ -55,7 +55,8 @@ from jax.experimental import io_callback
 from hardware_sim import nonidealities as nl
 from hardware_sim.calibration import FIELDS as CALIBRATED_FIELDS
 from hardware_sim.calibration import calibrate_twin, lowpass_nodes
-from hardware_sim.device import DAC_FIELDS, MISMATCH_FIELDS, Device
+from hardware_sim.device import Device
+from hardware_sim.models import hardware_fields
 from hardware_sim.selection import ALPHAS, Selection, held_out_alphas, select
 from hardware_sim.training import (
     DFA_FIELDS,
@@ -184,7 +185,7 @@ class TwinModel:
         key = io_callback(_next_key, jax.ShapeDtypeStruct((2,), jnp.uint32), context["stream"])
         prior_key, spread_key, noise_key = jax.random.split(key, 3)
         if self.prior is not None:
-            relative, absolute = MISMATCH_FIELDS[type(twin)]
+            relative, absolute = hardware_fields(twin).mismatch
             draws = _normals(prior_key, params, (*relative, *absolute))
             params = _with_knobs(params, {f: 1 + self.prior.relative * draws[f] for f in relative},
                                  {f: self.prior.absolute * draws[f] for f in absolute})
@@ -192,7 +193,7 @@ class TwinModel:
             bits = self.noise.dac_bits
             params = dataclasses.replace(params, **{
                 f: _straight_through_quantise(getattr(params, f), bits, self.noise.mask_range)
-                for f in DAC_FIELDS[type(twin)]})
+                for f in hardware_fields(twin).dac})
             inputs = _straight_through_quantise(inputs, bits, self.noise.input_range)
         states = run_states(params, inputs)
         if self.prior is not None and (self.prior.gain_spread or self.prior.offset_spread):
@@ -218,7 +219,7 @@ def _normals(key: jax.Array, params: Any, fields: Sequence[str]) -> dict[str, ja
 
 def identity_knobs(twin: Any) -> dict[str, Any]:
     """The identity written → effective map of ``twin`` (factors 1, offsets 0, no low-pass)."""
-    relative, absolute = MISMATCH_FIELDS[type(twin)]
+    relative, absolute = hardware_fields(twin).mismatch
     return {"factors": {f: jnp.ones_like(getattr(twin, f)) for f in relative},
             "offsets": {f: jnp.zeros_like(getattr(twin, f)) for f in absolute},
             "decay": jnp.zeros((), twin.dtype)}

@@ -34,10 +34,10 @@ import scipy.signal
 
 from hardware_sim import loop as physics
 from hardware_sim import nonidealities as nl
+from hardware_sim.models import check_hardware_model, hardware_fields
 from reservoir.core import raise_if_diverged, run
 from reservoir.delay import DelayParams, delay_reservoir
-from reservoir.esn import ESNParams
-from reservoir.trainable import TRAINABLE_FIELDS, split_trainable
+from reservoir.trainable import split_trainable, trainable_fields
 from reservoir.validation import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -47,18 +47,6 @@ from reservoir.validation import (
     check_instance,
     check_scalar,
 )
-
-# Which fields each standard non-ideality touches, per model: (relative fields, absolute fields).
-MISMATCH_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    DelayParams: (("feedback_gain", "input_gain"), ("phase",)),
-    ESNParams: (("W", "W_in"), ("bias",)),
-}
-DRIFT_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    DelayParams: (("input_gain",), ("phase",)),
-    ESNParams: (("W_in",), ("bias",)),
-}
-DAC_FIELDS: dict[type, tuple[str, ...]] = {DelayParams: ("mask", "bias_mask"), ESNParams: ("W_in", "bias")}
-LOWPASS_ALONG: dict[type, str] = {DelayParams: "nodes", ESNParams: "time"}
 
 
 class DeviceTruth(NamedTuple):
@@ -95,9 +83,7 @@ class Device:
 
     def __init__(self, nominal: Any, pieces: Sequence[nl.Nonideality] = (), *, seed: int,
                  loop: physics.LoopPhysics | None = None):
-        if type(nominal) not in TRAINABLE_FIELDS:
-            raise TypeError(f"nominal must be one of {[kind.__name__ for kind in TRAINABLE_FIELDS]}, "
-                            f"got {type(nominal).__name__}")
+        check_hardware_model("nominal", nominal)
         if nominal.n_feedback:
             raise ValueError(f"nominal must have no output feedback, got n_feedback = {nominal.n_feedback}")
         seed = check_scalar("seed", seed, SEED)
@@ -155,7 +141,7 @@ class Device:
     @property
     def trainable_fields(self) -> tuple[str, ...]:
         """Names ``measure`` accepts in ``input_side``."""
-        return TRAINABLE_FIELDS[type(self._nominal)]
+        return trainable_fields(self._nominal)
 
     def nominal_twin(self) -> Any:
         """The plain digital model with the nominal parameters (no mismatch, no non-ideality)."""
@@ -558,22 +544,20 @@ def wrap_device(
     Order: input side dac → mismatch → drift → harmonic; the loop; output side node spread → low-pass →
     multiplicative noise → detection noise → ADC.
     """
-    kind = type(params)
-    if kind not in TRAINABLE_FIELDS:
-        raise TypeError(f"params must be one of {[k.__name__ for k in TRAINABLE_FIELDS]}, got {kind.__name__}")
+    fields = hardware_fields(check_hardware_model("params", params))
     mismatch = check_scalar("mismatch", mismatch, NON_NEGATIVE)
     drift = check_scalar("drift", drift, NON_NEGATIVE)
     mismatch_seed, drift_seed, spread_seed = nl.piece_seeds(seed, 3)
     inputs, outputs = [], []
     if dac_bits is not None:
         inputs.append(nl.dac(dac_bits, input_range=input_range,
-                             fields={field: mask_range for field in DAC_FIELDS[kind]}))
+                             fields={field: mask_range for field in fields.dac}))
     if mismatch:
-        relative, absolute = MISMATCH_FIELDS[kind]
+        relative, absolute = fields.mismatch
         inputs.append(nl.mismatch({f: mismatch for f in relative}, {f: mismatch for f in absolute},
                                   seed=mismatch_seed))
     if drift:
-        relative, absolute = DRIFT_FIELDS[kind]
+        relative, absolute = fields.drift
         inputs.append(nl.drift({f: drift for f in relative}, {f: drift for f in absolute}, seed=drift_seed))
     if check_scalar("harmonic", harmonic, nl.REAL):
         inputs.append(nl.harmonic(harmonic))
@@ -582,7 +566,7 @@ def wrap_device(
     if gain_spread or offset_spread:
         outputs.append(nl.node_spread(gain_spread, offset_spread, seed=spread_seed))
     if bandwidth is not None:
-        outputs.append(nl.lowpass(bandwidth, along=LOWPASS_ALONG[kind]))
+        outputs.append(nl.lowpass(bandwidth, along=fields.lowpass_along))
     if check_scalar("multiplicative_noise", multiplicative_noise, NON_NEGATIVE):
         outputs.append(nl.multiplicative_noise(multiplicative_noise))
     if snr_db is not None:
@@ -622,6 +606,6 @@ def delay_device(
     """
     nominal = delay_reservoir(n_units, n_inputs, model=model, seed=seed, **dict(reservoir_options or {}))
     if profile is not None:
-        device_options = profile_options(profile, nominal.model, seed, nominal.node_separation,
+        device_options = profile_options(profile, nominal.model, seed, getattr(nominal, "node_separation", None),
                                          **device_options)
     return wrap_device(nominal, seed=seed, **device_options)

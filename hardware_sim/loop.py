@@ -22,9 +22,10 @@ desynchronised ``"sine"`` loop, k = 0 for ``"sin2_lowpass"``):
     F   = H r                                                                RF chain (causal, linear)
 
 * ``intensity``: ``"sine"``: 1 + v sin a + h sin 2a (an MZM at quadrature, fringe visibility v, driver
-  harmonic h; ``harmonic`` is a ``DelayParams`` field set by ``nonidealities.harmonic``); ``"sin2_lowpass"``:
-  (1 − v cos 2a)/2 = sin² a for v = 1.  DC = 1 resp. 1/2 is subtracted exactly by the nominal (DC-free) models;
-  a ``square_law`` loop keeps it and relies on the AC coupling to remove it, slowly and input-dependently.
+  harmonic h, a ``hardware_sim.models.DistortedSine``'s field set by ``nonidealities.harmonic``);
+  ``"sin2_lowpass"``: (1 − v cos 2a)/2 = sin² a for v = 1.  DC = 1 resp. 1/2 is subtracted exactly by the
+  nominal (DC-free) models; a ``square_law`` loop keeps it and relies on the AC coupling to remove it, slowly
+  and input-dependently.
 * gains: ``"sine"`` g_pre = 1, g_post = α (the readout taps the photodiode signal, x = sin a in the nominal
   model); ``"sin2_lowpass"`` g_pre = α, g_post = 1 (the tap is the filtered ā of Hermans 2015).
 * in-loop noise, P_p = intensity(a_p) the optical power: σ(P)² = floor² + (rin · P)² + shot² · P (detector
@@ -87,6 +88,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hardware_sim.models import DistortedSine
 from hardware_sim.nonidealities import BITS, LEVEL, SNR_DB, quantise
 from reservoir import trig
 from reservoir.delay import DelayParams
@@ -218,8 +220,8 @@ def intensity(params: DelayParams, arguments: jax.Array, visibility: Any) -> jax
     """The modulator's optical intensity at ``arguments`` (with its DC)."""
     if params.model == "sine":
         value = 1 + visibility * trig.sin(arguments)
-        if params.harmonic is not None:
-            value = value + params.harmonic * trig.sin(2 * arguments)
+        if isinstance(params, DistortedSine):
+            value = value + params.distortion(arguments)
         return value
     return 0.5 - 0.5 * visibility * trig.sin(2 * arguments + math.pi / 2)  # (1 − v cos 2a)/2
 

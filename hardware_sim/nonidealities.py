@@ -55,7 +55,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reservoir.delay import DelayParams
+from hardware_sim.models import with_harmonic
+from reservoir.delay import SineDelay
 from reservoir.validation import (
     SEED,
     Interval,
@@ -236,17 +237,17 @@ def drift(relative: Mapping[str, float] | None = None, absolute: Mapping[str, fl
 
 def harmonic(strength: float) -> Nonideality:
     """Distorted modulator response of a ``"sine"`` delay reservoir: sin(a) + h sin(2a), h = ``strength``.
-    Sets ``DelayParams.harmonic``, which the nominal twin leaves at None."""
+    Runs the written parameters as a ``hardware_sim.models.DistortedSine``; the nominal twin has no such field."""
     strength = float(check_scalar("strength", strength, HARMONIC))
 
     def init(nominal):
-        if not isinstance(nominal, DelayParams) or nominal.model != "sine":
+        if not isinstance(nominal, SineDelay):
             model = getattr(nominal, "model", type(nominal).__name__)
             raise ValueError(f"harmonic distortion needs a delay reservoir with model 'sine', got {model!r}")
         return ()
 
     def apply(written, state, key):
-        params = dataclasses.replace(written.params, harmonic=jnp.asarray(strength, written.params.dtype))
+        params = with_harmonic(written.params, jnp.asarray(strength, written.params.dtype))
         return written._replace(params=params), state
 
     return Nonideality(init, apply, "input")

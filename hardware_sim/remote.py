@@ -35,15 +35,13 @@ import numpy as np
 import zmq
 
 from hardware_sim.faults import DeviceRestarted, DeviceTimeout
-from reservoir.delay import DelayParams
-from reservoir.esn import ESNParams
+from hardware_sim.models import model_classes
 from reservoir.validation import POSITIVE, check_scalar
 
 DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "<u4", "<u8"})
 MAX_HEADER_BYTES = 65536
 MAX_DIMENSIONS = 8
 MAX_MESSAGE_BYTES = 1 << 30  # a larger frame closes the connection (libzmq's ZMQ_MAXMSGSIZE)
-TWIN_TYPES = {kind.__name__: kind for kind in (DelayParams, ESNParams)}
 
 
 class ProtocolError(ValueError):
@@ -125,12 +123,13 @@ def encode_twin(twin: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 def decode_twin(description: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     """The inverse of ``encode_twin``: the nominal twin rebuilt from its JSON description and ``twin/`` arrays;
     ``ProtocolError`` for a twin type this side does not know."""
-    if not isinstance(description, dict) or description.get("type") not in TWIN_TYPES:
-        raise ProtocolError(f"twin must be one of {sorted(TWIN_TYPES)}, got {str(description)[:200]}")
+    types = model_classes()  # read now: a model registered after import is known too
+    if not isinstance(description, dict) or description.get("type") not in types:
+        raise ProtocolError(f"twin must be one of {sorted(types)}, got {str(description)[:200]}")
     import jax.numpy as jnp
 
     values = {**description["fields"], **{k: jnp.asarray(v) for k, v in unprefixed(arrays, "twin").items()}}
-    return TWIN_TYPES[description["type"]](**values)
+    return types[description["type"]](**values)
 
 
 class RemoteDevice:

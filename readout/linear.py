@@ -16,15 +16,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-from functools import partial
 from typing import Any
 
-import jax
+from reservoir.core import pytree_dataclass
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["W", "b"], meta_fields=[])
-@dataclasses.dataclass(frozen=True, eq=False)
+@pytree_dataclass(eq=False)
 class LinearReadout:
     """A linear readout ``y = x W + b``: ``W`` (F, O), ``b`` (O,); ``readout(x)`` maps (..., F) to (..., O).
 

@@ -30,8 +30,6 @@ fitted readout itself, ``readout(features)``, or ``readout.apply_readout`` (whic
 
 from __future__ import annotations
 
-import dataclasses
-from functools import partial
 from typing import Any
 
 import jax
@@ -39,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from readout.linear import LinearReadout
-from reservoir.core import DivergenceError, as_dtype, raise_if_diverged
+from reservoir.core import DivergenceError, as_dtype, pytree_dataclass, raise_if_diverged
 from reservoir.validation import (
     POSITIVE,
     POSITIVE_INT,
@@ -51,8 +49,7 @@ from reservoir.validation import (
 )
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["readout", "inverse_correlation"], meta_fields=[])
-@dataclasses.dataclass(frozen=True)
+@pytree_dataclass
 class RLSState:
     """RLS state: the ``readout`` (``LinearReadout``, W (F, O), b (O,)) and ``inverse_correlation`` P
     (F + 1, F + 1) of the features with a constant 1 appended (its last row and column belong to b)."""

@@ -1,7 +1,9 @@
 """The one entry point that runs any reservoir: validation, batching, jit and the divergence check.
 
 A reservoir is a value: a frozen dataclass pytree (``ESNParams``, ``DelayParams``, ...) that knows how to
-run *one* sequence through ``params.sequence(inputs, initial_state, teacher)``.  Everything shared by all
+run *one* sequence through ``params.sequence(inputs, initial_state, teacher)`` and carries its own metadata
+(sizes, dtype, the fields that may be trained): the ``Reservoir`` protocol.  ``pytree_dataclass`` and
+``static_field`` declare such a class, each field once.  Everything shared by all
 models lives here, once: checking arguments, accepting ``(T, D)`` or ``(B, T, D)`` inputs (batches come
 from ``jax.vmap``: of ``sequence`` when traced, of the model's one-period ``scan_step`` written in place when
 the values are concrete), compiling with ``jax.jit`` and reporting the first time step where states stop
@@ -10,7 +12,9 @@ being finite.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -18,15 +22,64 @@ import numpy as np
 
 from reservoir.validation import _is_tracer, check_array, check_instance, check_same_length
 
+_Class = TypeVar("_Class", bound=type)
+
+
+def static_field(**options: Any) -> Any:
+    """A field of a ``pytree_dataclass`` that is part of the tree's structure, not a leaf (equinox's
+    ``field(static=True)``): a hashable constant such as a model's exponent, compared by value by ``jit``, so a
+    new value recompiles.  ``options`` are ``dataclasses.field``'s (``default``, ...)."""
+    metadata = {**options.pop("metadata", {}), "static": True}
+    return dataclasses.field(metadata=metadata, **options)
+
+
+def pytree_dataclass(cls: _Class | None = None, /, **options: Any) -> Any:
+    """Make ``cls`` a frozen dataclass registered as a JAX pytree whose leaves are its fields, except those
+    declared with ``static_field()`` (part of the tree structure); each field is stated once, in the class body.
+
+    ``options`` go to ``dataclasses.dataclass`` (e.g. ``eq=False``).  A subclass of a pytree dataclass is
+    decorated again: its fields are the inherited ones followed by its own, leaves in that order.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> @pytree_dataclass
+        ... class Scaled:
+        ...     weight: jax.Array
+        ...     power: float = static_field(default=2.0)
+        >>> jax.tree_util.tree_leaves(Scaled(jnp.ones(3)))  # the static power is not a leaf
+        [Array([1., 1., 1.], dtype=float32)]
+        >>> jax.grad(lambda s: jnp.sum(s.weight ** s.power))(Scaled(jnp.ones(2))).weight
+        Array([2., 2.], dtype=float32)
+    """
+
+    def register(cls: _Class) -> _Class:
+        cls = dataclasses.dataclass(frozen=True, **options)(cls)
+        fields = dataclasses.fields(cls)
+        static = [field.name for field in fields if field.metadata.get("static", False)]
+        data = [field.name for field in fields if not field.metadata.get("static", False)]
+        return jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=static)
+
+    return register if cls is None else register(cls)
+
 
 @runtime_checkable
 class Reservoir(Protocol):
-    """What ``run`` needs from a parameter pytree."""
+    """What ``run``, ``reservoir.trainable`` and the simulated devices need from a parameter pytree: a model
+    declares it all on its class, so a new reservoir family is one new class (plus, for a simulated device, its
+    registration in ``hardware_sim.models``)."""
 
+    # the input-side fields ``split_trainable`` may train; a class may also declare ``SCALES`` {name: field},
+    # trainable scalar gains on a field (``reservoir.trainable.trainable_scales``)
+    TRAINABLE: ClassVar[tuple[str, ...]]
     n_units: int  # length of the state vector returned at every time step
     n_inputs: int
     n_feedback: int  # 0 when the model has no output feedback
     dtype: Any  # of the states
+
+    def scan_step(self, initial_state: jax.Array) -> tuple[Callable, Any]:
+        """``(step, carry)``: ``step(carry, u(t)) -> (carry, x(t))`` and the carry before the first step, for a
+        model without output feedback.  ``run`` batches it in place, BPTT scans it in segments."""
+        ...
 
     def sequence(self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None) -> jax.Array:
         """(T, D) inputs, (n_units,) state before the first step -> (T, n_units) states."""
@@ -103,7 +156,7 @@ def run(
         raise ValueError(f"teacher is required: this reservoir feeds back {params.n_feedback} outputs")
     if not batched:
         states = _run_one(params, inputs, initial_state, teacher)
-    elif teacher is None and hasattr(params, "scan_step") and not _any_tracer((params, inputs, initial_state)):
+    elif teacher is None and not _any_tracer((params, inputs, initial_state)):
         states = _run_batch_in_place(params, inputs, initial_state)
     else:  # traced (under jit/grad/vmap), or teacher forcing
         states = _run_batch(params, inputs, initial_state, teacher)

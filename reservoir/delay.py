@@ -5,9 +5,12 @@ M ∈ R^{N×D} plus a bias mask m_0 ∈ R^N, one value per virtual node (mask st
 
     z_i(n) = m_{0,i} + Σ_d M_{i,d} u_d(n),    i = 0 … N−1.
 
-Three node models are implemented; ``β_in`` is ``input_gain``, ``α`` is ``feedback_gain``, ``φ`` is ``phase``:
+Three node models are implemented, one class each on the shared base ``DelayParams`` (masks, gains, the drive
+and the scan over periods), each with only the constants it uses and its own period update; ``β_in`` is
+``input_gain``, ``α`` is ``feedback_gain``, ``φ`` is ``phase``:
 
-``"sine"`` — opto-electronic reservoir with desynchronised feedback (Paquot et al., Sci. Rep. 2, 287 (2012)):
+``"sine"`` (``SineDelay``) — opto-electronic reservoir with desynchronised feedback (Paquot et al., Sci. Rep.
+  2, 287 (2012)):
 
     x_i(n) = sin(α x_{i−1}(n−1) + β_in z_i(n) + φ),   i ≥ 1
     x_0(n) = sin(α x_{N−1}(n−2) + β_in z_0(n) + φ)
@@ -16,9 +19,10 @@ Three node models are implemented; ``β_in`` is ``input_gain``, ``α`` is ``feed
   fed by its predecessor one round trip earlier.  (Form as quoted second-hand; not re-checked against the
   paper's full text.)
 
-``"sin2_lowpass"`` — electro-optic Ikeda-type node behind a first-order low-pass filter, in the discrete form
-  of Hermans et al., "Photonic delay systems as machine learning implementations", JMLR 16 (2015), which is
-  exact within one mask step.  With i counting mask steps continuously across periods (i = nN + k):
+``"sin2_lowpass"`` (``Sin2LowpassDelay``) — electro-optic Ikeda-type node behind a first-order low-pass
+  filter, in the discrete form of Hermans et al., "Photonic delay systems as machine learning
+  implementations", JMLR 16 (2015), which is exact within one mask step.  With i counting mask steps
+  continuously across periods (i = nN + k):
 
     ā_{i+1} = ρ0 ā_i + ρ1 γ_i + ρ2 γ_{i+1},    γ_i = α [sin²(ā_{i−N} + β_in z_i + φ) − 1/2]
 
@@ -32,7 +36,7 @@ Three node models are implemented; ``β_in`` is ``input_gain``, ``α`` is ``feed
   Defaults follow the paper's set-up: φ = π/4, T = 0.241 µs and delay D = 20.82 µs split into N mask steps,
   θ = D / (N T).  The states of period n are x_k(n) = ā_{nN+k}, k = 0 … N−1.
 
-``"mackey_glass"`` — Mackey–Glass node (Appeltant et al., Nat. Commun. 2, 468 (2011)):
+``"mackey_glass"`` (``MackeyGlassDelay``) — Mackey–Glass node (Appeltant et al., Nat. Commun. 2, 468 (2011)):
 
     dX/dt = −X(t) + η s / (1 + |s|^p),   s = X(t − τ) + γ J(t),   J(t) = z_i(n) during mask step i
 
@@ -43,8 +47,8 @@ Three node models are implemented; ``β_in`` is ``input_gain``, ``α`` is ``feed
 
   where X_{−1}(n) = X_{N−1}(n−1).  Appeltant's denominator 1 + s^p has a pole at s = −1 for p = 1; we use
   |s|^p, which agrees for s ≥ 0 and keeps the node bounded and smooth (C¹) for any sign.  The defaults
-  (θ = 0.2, η = 0.4, γ = 0.05, p = 1) are Appeltant's as quoted second-hand, unverified.  ``phase`` is
-  unused by this model: it stays in the pytree for a uniform interface and its gradient is zero.
+  (θ = 0.2, η = 0.4, γ = 0.05, p = 1) are Appeltant's as quoted second-hand, unverified.  This model has
+  no bias point φ (no ``phase`` field).
 
 Within one period every node's nonlinear drive depends only on earlier periods, so a period is one vectorised
 update (``jax.lax.scan`` runs over periods, never over virtual nodes).  The low-pass and Mackey–Glass nodes
@@ -62,15 +66,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from reservoir import trig
-from reservoir.core import as_dtype
+from reservoir.core import as_dtype, pytree_dataclass, static_field
 from reservoir.validation import (
     NON_NEGATIVE,
     POSITIVE,
@@ -82,7 +85,6 @@ from reservoir.validation import (
     check_scalar,
 )
 
-MODELS = ("sine", "sin2_lowpass", "mackey_glass")
 MASKS = ("binary", "uniform")
 
 # Hermans et al. (2015), experimental set-up: delay D and low-pass time constant T, in µs.
@@ -91,22 +93,7 @@ HERMANS_TIME_CONSTANT = 0.241
 # Paquot et al. (2012), opto-electronic set-up: fibre-loop round trip of about 8.5 µs for N = 50 virtual nodes.
 PAQUOT_DELAY = 8.5
 
-# Per-model defaults, used wherever an argument is left None.  A constant a model does not use is absent.
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sine": {"input_gain": 0.5, "feedback_gain": 0.8, "phase": 0.0},
-    "sin2_lowpass": {
-        "input_gain": 0.5,
-        "feedback_gain": 0.9,
-        "phase": math.pi / 4,
-        "node_separation": lambda n_units: HERMANS_DELAY / (n_units * HERMANS_TIME_CONSTANT),
-    },
-    "mackey_glass": {
-        "input_gain": 0.05,
-        "feedback_gain": 0.4,
-        "node_separation": lambda n_units: 0.2,
-        "exponent": 1.0,
-    },
-}
+# The domain of each node-model constant, whichever model uses it.
 _CONSTRAINTS = {
     "input_gain": NON_NEGATIVE,
     "feedback_gain": NON_NEGATIVE,
@@ -116,32 +103,25 @@ _CONSTRAINTS = {
 }
 
 
-@partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["mask", "bias_mask", "input_gain", "feedback_gain", "phase", "harmonic"],
-    meta_fields=["model", "node_separation", "exponent"],
-)
-@dataclasses.dataclass(frozen=True)
+@pytree_dataclass
 class DelayParams:
-    """Parameters of a delay-based reservoir (a pytree; the array fields are what ``jax.grad`` trains).
+    """A delay-based reservoir: what every node model shares (a pytree; the array fields are what ``jax.grad``
+    trains).  Each node model is a subclass with its own constants and period update: ``SineDelay``,
+    ``Sin2LowpassDelay``, ``MackeyGlassDelay`` (``delay_reservoir(model=...)`` builds the right one).
 
-    Shapes: ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain`` and ``phase`` ().
-    Static (part of the tree structure, so changing them recompiles): ``model`` (one of ``MODELS``),
-    ``node_separation`` θ (float, ``"sin2_lowpass"`` and ``"mackey_glass"``; None for ``"sine"``) and
-    ``exponent`` p (float, ``"mackey_glass"`` only).  The equations are in the module docstring.
-    ``harmonic`` h (a () array, ``"sine"`` only, None by default): a distorted modulator response
-    sin(a) + h sin(2a), what a simulated device (``hardware_sim``) puts in that the nominal model lacks.
+    Shapes: ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain`` and ``feedback_gain`` ().  The drive of period n
+    is β_in (M u(n) + m₀); ``scan_step`` feeds it to the subclass's ``period_update``.  The equations are in the
+    module docstring.
     """
+
+    model: ClassVar[str]  # the node model's name, as ``delay_reservoir`` takes it
+    DEFAULTS: ClassVar[dict[str, Any]]  # the model's constants left None: a value or a function of N
+    TRAINABLE: ClassVar[tuple[str, ...]] = ("mask", "bias_mask", "input_gain", "feedback_gain")
 
     mask: jax.Array
     bias_mask: jax.Array
     input_gain: jax.Array
     feedback_gain: jax.Array
-    phase: jax.Array
-    model: str = "sine"
-    node_separation: float | None = None
-    exponent: float | None = None
-    harmonic: jax.Array | None = None
 
     @property
     def n_units(self) -> int:
@@ -166,32 +146,23 @@ class DelayParams:
     @property
     def node_duration(self) -> float | None:
         """Duration θ of one virtual node in seconds on the set-up the model was written for, so that one input
-        period (one sample of the input) lasts N θ on the device; None where no set-up fixes a time scale.
-
-        ``"sine"``: Paquot et al. (2012)'s loop of about 8.5 µs shared by N + 1 node durations (the loop is one
-        node longer than the input period), θ = 8.5 µs / (N + 1).  ``"sin2_lowpass"``: the node separation is
-        θ / T with T = 0.241 µs, Hermans et al. (2015)'s filter time constant, so θ = node_separation · T (by
-        default 20.82 µs / N, their delay split into N mask steps).  ``"mackey_glass"``: None (θ is given in
-        units of the node's time constant, for which no set-up is fixed here).
-        """
-        if self.model == "sine":
-            return PAQUOT_DELAY * 1e-6 / (self.n_units + 1)
-        if self.model == "sin2_lowpass":
-            return self.node_separation * HERMANS_TIME_CONSTANT * 1e-6
+        period (one sample of the input) lasts N θ on the device; None where no set-up fixes a time scale (here:
+        the node models that do not say otherwise, such as ``MackeyGlassDelay``, whose θ is given in units of
+        the node's time constant)."""
         return None
 
     def carry_with_states(self, carry: jax.Array, states: jax.Array) -> jax.Array:
         """The carry of ``scan_step``'s step after a period, with that period's node states (N,) replaced by
-        ``states``: the loop's content as if the nodes had taken those values (e.g. measured ones).
-
-        ``"sine"``: [x_{N−1}(n−1), x(n)], states in the last N entries; ``"sin2_lowpass"``: [ā(n), γ_{N−1}(n)],
-        in the first N; ``"mackey_glass"``: x(n) itself.
-        """
-        if self.model == "sine":
-            return carry.at[1:].set(states)
-        if self.model == "sin2_lowpass":
-            return carry.at[:-1].set(states)
+        ``states``: the loop's content as if the nodes had taken those values (e.g. measured ones).  Here the
+        carry is the node states themselves; models whose carry holds more override this."""
+        del carry
         return states
+
+    def period_update(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
+        """``(period, carry)``: ``period(carry, drive) -> (carry, x(n))`` maps the loop's content and the drive
+        β_in z(n) (N,) of one input period to the next content and the node states; ``carry`` is the content
+        before the first period, from the (N,) states x(−1).  Each node model defines it."""
+        raise NotImplementedError(f"{type(self).__name__} is not a node model: build one with delay_reservoir")
 
     def sequence(
         self, inputs: jax.Array, initial_state: jax.Array, teacher: jax.Array | None = None
@@ -207,7 +178,7 @@ class DelayParams:
     def scan_step(self, initial_state: jax.Array) -> tuple[Callable, Any]:
         """``(step, carry)``: ``step(carry, u(n)) -> (carry, x(n))`` for one input period, and the carry
         before the first period.  ``sequence`` scans it; BPTT with checkpointing scans it in segments."""
-        period, carry = _PERIOD_UPDATES[self.model](self, initial_state)
+        period, carry = self.period_update(initial_state)
 
         def step(carry, u):
             return period(carry, self.input_gain * (self.mask @ u + self.bias_mask))  # β_in z_i(n)
@@ -215,55 +186,122 @@ class DelayParams:
         return step, carry
 
 
-def _sine_update(params: DelayParams, initial_state: jax.Array):
-    # The carry is the loop's content as one (N+1,) vector, [x_{N−1}(n−2), x_0(n−1), …, x_{N−1}(n−1)]: its
-    # first N entries are exactly what feeds period n.  (A tuple (x(n−1), x_{N−1}(n−2)) with a scalar made
-    # XLA's CPU loop 4× slower per period.)
-    def step(loop, drive):
-        argument = params.feedback_gain * loop[:-1] + drive + params.phase
-        x = trig.sin(argument)
-        if params.harmonic is not None:
-            x = x + params.harmonic * trig.sin(2 * argument)
-        return jnp.concatenate([loop[-1:], x]), x
+@pytree_dataclass
+class SineDelay(DelayParams):
+    """The ``"sine"`` node (Paquot et al. 2012): x_i(n) = sin(α x_{i−1}(n−1) + β_in z_i(n) + φ), the loop one
+    node longer than the input period.  Adds the bias point ``phase`` φ (), trainable."""
 
-    return step, jnp.concatenate([jnp.zeros(1, initial_state.dtype), initial_state])
+    model: ClassVar[str] = "sine"
+    DEFAULTS: ClassVar[dict[str, Any]] = {"input_gain": 0.5, "feedback_gain": 0.8, "phase": 0.0}
+    TRAINABLE: ClassVar[tuple[str, ...]] = (*DelayParams.TRAINABLE, "phase")
 
+    phase: jax.Array
 
-def _sin2_lowpass_update(params: DelayParams, initial_state: jax.Array):
-    theta = params.node_separation
-    decay = math.exp(-theta)
-    kappa_over_theta = -math.expm1(-theta) / theta
-    # ā_{i+1} = ρ0 ā_i + (ρ1 γ_i + ρ2 γ_{i+1}) / P_m
-    chain = _linear_chain(decay, params.n_units, kappa_over_theta - decay, 1.0 - kappa_over_theta)
+    @property
+    def node_duration(self) -> float:
+        """θ = 8.5 µs / (N + 1): Paquot et al. (2012)'s loop of about 8.5 µs shared by N + 1 node durations (the
+        loop is one node longer than the input period)."""
+        return PAQUOT_DELAY * 1e-6 / (self.n_units + 1)
 
-    def step(carry, drive):
-        # [ā over the previous period, its last filter drive γ], one vector (see _sine_update)
-        a_prev, gamma_last = carry[:-1], carry[-1]
-        gamma = params.feedback_gain * (trig.sin(a_prev + drive + params.phase) ** 2 - 0.5)
-        a = chain(gamma, gamma_last, a_prev[-1])
-        return jnp.concatenate([a, gamma[-1:]]), a
+    def carry_with_states(self, carry: jax.Array, states: jax.Array) -> jax.Array:
+        """The carry [x_{N−1}(n−1), x(n)] with the states (its last N entries) replaced by ``states``."""
+        return carry.at[1:].set(states)
 
-    return step, jnp.concatenate([initial_state, jnp.zeros(1, initial_state.dtype)])
+    def nonlinearity(self, argument: jax.Array) -> jax.Array:
+        """The node's response to its argument a: sin(a)."""
+        return trig.sin(argument)
 
+    def period_update(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
+        """One period: x(n) = sin(α [x_{N−1}(n−2), x_0(n−1), …, x_{N−2}(n−1)] + β_in z(n) + φ)."""
+        # The carry is the loop's content as one (N+1,) vector, [x_{N−1}(n−2), x_0(n−1), …, x_{N−1}(n−1)]: its
+        # first N entries are exactly what feeds period n.  (A tuple (x(n−1), x_{N−1}(n−2)) with a scalar made
+        # XLA's CPU loop 4× slower per period.)
+        def step(loop, drive):
+            x = self.nonlinearity(self.feedback_gain * loop[:-1] + drive + self.phase)
+            return jnp.concatenate([loop[-1:], x]), x
 
-def _mackey_glass_update(params: DelayParams, initial_state: jax.Array):
-    decay = math.exp(-params.node_separation)
-    chain = _linear_chain(decay, params.n_units, 0.0, 1.0 - decay)
-
-    def step(x_prev, drive):
-        s = x_prev + drive  # X(t − τ) + γ J(t)
-        nonlinear = params.feedback_gain * s / (1 + jnp.abs(s) ** params.exponent)
-        x = chain(nonlinear, None, x_prev[-1])
-        return x, x
-
-    return step, initial_state
+        return step, jnp.concatenate([jnp.zeros(1, initial_state.dtype), initial_state])
 
 
-_PERIOD_UPDATES: dict[str, Callable] = {
-    "sine": _sine_update,
-    "sin2_lowpass": _sin2_lowpass_update,
-    "mackey_glass": _mackey_glass_update,
-}
+@pytree_dataclass
+class Sin2LowpassDelay(DelayParams):
+    """The ``"sin2_lowpass"`` node (Hermans et al. 2015): sin² behind a first-order low-pass filter.  Adds the
+    bias point ``phase`` φ () (trainable) and the static ``node_separation`` θ = P_m / T (mask step over the
+    filter's time constant)."""
+
+    model: ClassVar[str] = "sin2_lowpass"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "input_gain": 0.5,
+        "feedback_gain": 0.9,
+        "phase": math.pi / 4,
+        "node_separation": lambda n_units: HERMANS_DELAY / (n_units * HERMANS_TIME_CONSTANT),
+    }
+    TRAINABLE: ClassVar[tuple[str, ...]] = (*DelayParams.TRAINABLE, "phase")
+
+    phase: jax.Array
+    node_separation: float = static_field()
+
+    @property
+    def node_duration(self) -> float:
+        """θ = node_separation · T with T = 0.241 µs, Hermans et al. (2015)'s filter time constant (by default
+        20.82 µs / N, their delay split into N mask steps)."""
+        return self.node_separation * HERMANS_TIME_CONSTANT * 1e-6
+
+    def carry_with_states(self, carry: jax.Array, states: jax.Array) -> jax.Array:
+        """The carry [ā(n), γ_{N−1}(n)] with the states (its first N entries) replaced by ``states``."""
+        return carry.at[:-1].set(states)
+
+    def period_update(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
+        """One period of ā_{i+1} = ρ0 ā_i + ρ1 γ_i + ρ2 γ_{i+1}, γ_i = α [sin²(ā_{i−N} + β_in z_i + φ) − 1/2]."""
+        theta = self.node_separation
+        decay = math.exp(-theta)
+        kappa_over_theta = -math.expm1(-theta) / theta
+        # ā_{i+1} = ρ0 ā_i + (ρ1 γ_i + ρ2 γ_{i+1}) / P_m
+        chain = _linear_chain(decay, self.n_units, kappa_over_theta - decay, 1.0 - kappa_over_theta)
+
+        def step(carry, drive):
+            # [ā over the previous period, its last filter drive γ], one vector (see SineDelay.period_update)
+            a_prev, gamma_last = carry[:-1], carry[-1]
+            gamma = self.feedback_gain * (trig.sin(a_prev + drive + self.phase) ** 2 - 0.5)
+            a = chain(gamma, gamma_last, a_prev[-1])
+            return jnp.concatenate([a, gamma[-1:]]), a
+
+        return step, jnp.concatenate([initial_state, jnp.zeros(1, initial_state.dtype)])
+
+
+@pytree_dataclass
+class MackeyGlassDelay(DelayParams):
+    """The ``"mackey_glass"`` node (Appeltant et al. 2011).  Adds the static ``node_separation`` θ (in units of
+    the node's time constant) and ``exponent`` p; it has no bias point (no ``phase``)."""
+
+    model: ClassVar[str] = "mackey_glass"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "input_gain": 0.05,
+        "feedback_gain": 0.4,
+        "node_separation": lambda n_units: 0.2,
+        "exponent": 1.0,
+    }
+
+    node_separation: float = static_field()
+    exponent: float = static_field()
+
+    def period_update(self, initial_state: jax.Array) -> tuple[Callable, jax.Array]:
+        """One period: X_i(n) = e^{−θ} X_{i−1}(n) + (1 − e^{−θ}) η s_i / (1 + |s_i|^p) with
+        s_i = X_i(n−1) + γ z_i(n)."""
+        decay = math.exp(-self.node_separation)
+        chain = _linear_chain(decay, self.n_units, 0.0, 1.0 - decay)
+
+        def step(x_prev, drive):
+            s = x_prev + drive  # X(t − τ) + γ J(t)
+            nonlinear = self.feedback_gain * s / (1 + jnp.abs(s) ** self.exponent)
+            x = chain(nonlinear, None, x_prev[-1])
+            return x, x
+
+        return step, initial_state
+
+
+NODE_MODELS: tuple[type[DelayParams], ...] = (SineDelay, Sin2LowpassDelay, MackeyGlassDelay)
+MODELS = tuple(kind.model for kind in NODE_MODELS)
 
 
 def _linear_chain(decay: float, n: int, weight_previous: float, weight_current: float) -> Callable:
@@ -304,20 +342,24 @@ def _power_matrix(base: float, size: int, strict: bool) -> np.ndarray:
     return np.where(lag >= 0, base ** np.maximum(lag, 0), 0.0)
 
 
-def _model_constants(model: Any, n_units: int, **given: Any) -> dict[str, Any]:
-    """Validate the model name and its constants, filling the ones left None with the model's defaults."""
-    model = check_choice("model", model, MODELS)
-    defaults = _DEFAULTS[model]
-    constants = {"model": model, "node_separation": None, "exponent": None}
+def _model_constants(model: Any, n_units: int, dtype: Any, **given: Any) -> tuple[type[DelayParams], dict]:
+    """The node model's class and its constants, validated, the ones left None filled with the model's defaults:
+    arrays of ``dtype`` for leaves (gains, phase), floats for static fields.  A constant the model does not use
+    must be None."""
+    kind = dict(zip(MODELS, NODE_MODELS, strict=True))[check_choice("model", model, MODELS)]
+    static = {field.name for field in dataclasses.fields(kind) if field.metadata.get("static", False)}
+    constants = {}
     for name, value in given.items():
-        if name not in defaults:
+        if name not in kind.DEFAULTS:
             if value is not None:
-                raise ValueError(f"{name} is not used by model {model!r}: leave it None, got {value!r}")
+                raise ValueError(f"{name} is not used by model {kind.model!r}: leave it None, got {value!r}")
             continue
         if value is None:
-            value = defaults[name](n_units) if callable(defaults[name]) else defaults[name]
-        constants[name] = float(check_scalar(name, value, _CONSTRAINTS[name]))
-    return constants
+            default = kind.DEFAULTS[name]
+            value = default(n_units) if callable(default) else default
+        value = float(check_scalar(name, value, _CONSTRAINTS[name]))
+        constants[name] = value if name in static else jnp.asarray(check_array(name, value, 0, dtype=dtype))
+    return kind, constants
 
 
 def delay_from_arrays(
@@ -352,11 +394,9 @@ def delay_from_arrays(
     if bias_mask is None:
         bias_mask = np.zeros(n_units)
     bias_mask = check_array("bias_mask", bias_mask, 1, {0: n_units}, dtype=dtype)
-    constants = _model_constants(model, n_units, input_gain=input_gain, feedback_gain=feedback_gain,
-                                 phase=phase, node_separation=node_separation, exponent=exponent)
-    arrays = {name: jnp.asarray(check_array(name, constants.pop(name, 0.0), 0, dtype=dtype))
-              for name in ("input_gain", "feedback_gain", "phase")}
-    return DelayParams(jnp.asarray(mask, dtype), jnp.asarray(bias_mask, dtype), **arrays, **constants)
+    kind, constants = _model_constants(model, n_units, dtype, input_gain=input_gain, feedback_gain=feedback_gain,
+                                       phase=phase, node_separation=node_separation, exponent=exponent)
+    return kind(jnp.asarray(mask, dtype), jnp.asarray(bias_mask, dtype), **constants)
 
 
 def delay_reservoir(

@@ -10,10 +10,9 @@ weights ``W_in`` scaled by an input scaling, a bias ``b`` and optional output fe
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from reservoir.core import as_dtype
+from reservoir.core import as_dtype, pytree_dataclass, static_field
 from reservoir.validation import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
@@ -45,22 +44,26 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["W", "W_in", "bias", "leak_rate", "W_fb"],
-         meta_fields=["activation"])
-@dataclasses.dataclass(frozen=True)
+@pytree_dataclass
 class ESNParams:
-    """Parameters of a leaky echo state network (a pytree: every field is a JAX array).
+    """Parameters of a leaky echo state network (a pytree: every field but ``activation`` is a JAX array).
 
     Shapes: ``W`` (N, N), ``W_in`` (N, D), ``bias`` (N,), ``leak_rate`` () and ``W_fb`` (N, O) or None.
-    ``activation`` is "tanh" or "identity" (a linear reservoir, the reference case of memory capacity).
+    ``activation`` (static) names one of ``ACTIVATIONS``, e.g. "tanh" or "identity" (a linear reservoir, the
+    reference case of memory capacity).  Trainable (``TRAINABLE``): ``W_in``, ``bias`` and ``input_scaling``, a
+    scalar multiplying ``W_in`` that is not a field (declared in ``SCALES``;
+    ``reservoir.trainable.split_trainable`` starts it at 1).
     """
+
+    TRAINABLE: ClassVar[tuple[str, ...]] = ("W_in", "bias", "input_scaling")
+    SCALES: ClassVar[dict[str, str]] = {"input_scaling": "W_in"}  # a trained gain on W_in, not a field
 
     W: jax.Array
     W_in: jax.Array
     bias: jax.Array
     leak_rate: jax.Array
     W_fb: jax.Array | None = None
-    activation: str = "tanh"
+    activation: str = static_field(default="tanh")
 
     @property
     def n_units(self) -> int:

@@ -3,10 +3,15 @@
 The recurrent part of a reservoir (``W`` and the leak of an ESN; the loop itself of a delay reservoir) stays
 fixed; what enters it may be trained by gradient descent, jointly with the readout:
 
-| model        | trainable fields (``TRAINABLE_FIELDS``)                                                  |
-| ------------ | ---------------------------------------------------------------------------------------- |
-| DelayParams  | ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain``, ``phase`` ()     |
-| ESNParams    | ``W_in`` (N, D), ``bias`` (N,), ``input_scaling`` () — a scalar multiplying ``W_in``     |
+Each model declares its trainable fields on its class (``TRAINABLE``, read by ``trainable_fields``):
+
+| model                         | trainable fields                                                          |
+| ----------------------------- | ------------------------------------------------------------------------- |
+| SineDelay, Sin2LowpassDelay   | ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain``,    |
+|                               | ``phase`` ()                                                              |
+| MackeyGlassDelay              | ``mask`` (N, D), ``bias_mask`` (N,), ``input_gain``, ``feedback_gain`` () |
+| ESNParams                     | ``W_in`` (N, D), ``bias`` (N,), ``input_scaling`` () — a scalar           |
+|                               | multiplying ``W_in``                                                      |
 
 ``split_trainable`` picks the named fields as a dict (what an optax optimiser updates) and returns the pure
 ``combine`` that rebuilds the full parameters.  ``run_states`` is a differentiable run with two options for
@@ -50,49 +55,56 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from reservoir.core import checked_inputs_and_state
-from reservoir.delay import DelayParams
-from reservoir.esn import ESNParams
+from reservoir.core import Reservoir, checked_inputs_and_state
 from reservoir.validation import (
     POSITIVE_INT,
     check_array,
     check_choice,
+    check_instance,
     check_scalar,
     check_washout,
 )
 
-# The input side of each model, declared once: everything else in the pytree stays fixed.
-TRAINABLE_FIELDS: dict[type, tuple[str, ...]] = {
-    DelayParams: ("mask", "bias_mask", "input_gain", "feedback_gain", "phase"),
-    ESNParams: ("W_in", "bias", "input_scaling"),
-}
 LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),
 }
 
-TrainableReservoir = DelayParams | ESNParams
+
+def trainable_fields(params: Reservoir) -> tuple[str, ...]:
+    """The input-side fields of ``params`` that ``split_trainable`` may train: its class's ``TRAINABLE``.
+
+    Example:
+        >>> from reservoir.delay import delay_reservoir
+        >>> trainable_fields(delay_reservoir(10, seed=0, model="mackey_glass"))
+        ('mask', 'bias_mask', 'input_gain', 'feedback_gain')
+    """
+    return check_instance("params", params, Reservoir).TRAINABLE
+
+
+def trainable_scales(params: Reservoir) -> dict[str, str]:
+    """{name: field} for the trainable names of ``params`` that are scalar gains on a field rather than fields
+    (a model declares them in its class's optional ``SCALES``, e.g. ``ESNParams``' ``input_scaling`` on
+    ``W_in``); split starts each at 1, merge multiplies its field by it."""
+    return dict(getattr(type(params), "SCALES", {}))
 
 
 def split_trainable(
-    params: TrainableReservoir, names: str | Sequence[str]
-) -> tuple[dict[str, jax.Array], Callable[[dict[str, jax.Array]], TrainableReservoir]]:
+    params: Reservoir, names: str | Sequence[str]
+) -> tuple[dict[str, jax.Array], Callable[[dict[str, jax.Array]], Reservoir]]:
     """Split a reservoir into its trainable input side and a pure function that puts it back.
 
     Args:
-        params: ``DelayParams`` or ``ESNParams``.
-        names: the fields to train, a subset of ``TRAINABLE_FIELDS[type(params)]`` (a single name is allowed).
-            ``"input_scaling"`` (ESN) is a scalar leaf initialised to 1 that multiplies ``W_in``
-            (``W_in`` itself trained or not).
+        params: a reservoir (``DelayParams``, ``ESNParams``, ...: a ``reservoir.core.Reservoir``).
+        names: the fields to train, a subset of ``trainable_fields(params)`` (a single name is allowed).
+            A scale (``trainable_scales``, e.g. ``"input_scaling"`` of an ESN) is a scalar leaf initialised
+            to 1 that multiplies its field (``W_in``), the field itself trained or not.
 
     Returns:
         ``(trainable, combine)``: ``trainable`` a dict {name: array} and ``combine(trainable) -> params``, pure
         and jit-able, rebuilding the full parameters with ``dataclasses.replace`` (the fixed rest closed over).
         ``combine(trainable)`` returns the original parameters exactly.
     """
-    allowed = TRAINABLE_FIELDS.get(type(params))
-    if allowed is None:
-        raise TypeError(f"params must be one of {[kind.__name__ for kind in TRAINABLE_FIELDS]}, "
-                        f"got {type(params).__name__}")
+    allowed = trainable_fields(params)
     if not isinstance(names, str | Sequence):
         raise TypeError(f"names must be a field name or a sequence of them, one or more of {list(allowed)}; "
                         f"got {names!r} of type {type(names).__name__}")
@@ -101,27 +113,27 @@ def split_trainable(
         if name not in allowed:
             raise ValueError(f"names must list trainable input-side fields of {type(params).__name__}, "
                              f"one or more of {list(allowed)}; got {name!r}")
-    trainable = {name: jnp.ones((), params.dtype) if name == "input_scaling" else getattr(params, name)
-                 for name in names}
-
+    scales = trainable_scales(params)
+    trainable = {name: jnp.ones((), params.dtype) if name in scales else getattr(params, name) for name in names}
     return trainable, functools.partial(merge_trainable, params)
 
 
-
-def merge_trainable(params: TrainableReservoir, trainable: dict[str, jax.Array]) -> TrainableReservoir:
+def merge_trainable(params: Reservoir, trainable: dict[str, jax.Array]) -> Reservoir:
     """``params`` with the input-side fields of ``trainable`` put in (``split_trainable``'s ``combine``).
 
     Pure and jit-able; ``params`` may itself be a traced argument, so one compiled function serves every
     reservoir of the same shapes (the hardware trainer passes its twin this way).
     """
-    fields = {name: value for name, value in trainable.items() if name != "input_scaling"}
-    if "input_scaling" in trainable:
-        fields["W_in"] = fields.get("W_in", params.W_in) * trainable["input_scaling"]
+    scales = trainable_scales(params)
+    fields = {name: value for name, value in trainable.items() if name not in scales}
+    for name, field in scales.items():
+        if name in trainable:
+            fields[field] = fields.get(field, getattr(params, field)) * trainable[name]
     return dataclasses.replace(params, **fields)
 
 
 def run_states(
-    params: TrainableReservoir,
+    params: Reservoir,
     inputs: Any,
     initial_state: Any = None,
     *,
@@ -135,7 +147,7 @@ def run_states(
     of a long run fits in memory.
 
     Args:
-        params: ``DelayParams`` or ``ESNParams`` (without output feedback).
+        params: a reservoir without output feedback (``DelayParams``, ``ESNParams``, ...).
         inputs: ``(T, D)`` or ``(B, T, D)`` (batches by ``jax.vmap``).
         initial_state: ``(N,)`` or ``(B, N)``; zeros when omitted.
         checkpoint_every: K: recompute the intermediates of each K-step segment in the backward pass
@@ -170,7 +182,7 @@ def run_states(
 
 def bptt_loss(
     trainable: dict[str, jax.Array],
-    combine: Callable[[dict[str, jax.Array]], TrainableReservoir],
+    combine: Callable[[dict[str, jax.Array]], Reservoir],
     readout_apply: Callable[[Any, jax.Array], jax.Array],
     readout_params: Any,
     inputs: Any,
@@ -224,7 +236,7 @@ def bptt_loss(
     return loss_fn(predictions[..., washout:, :], targets[..., washout:, :])
 
 
-def _step_and_carry(params: TrainableReservoir, initial_state: jax.Array, observe: Callable):
+def _step_and_carry(params: Reservoir, initial_state: jax.Array, observe: Callable):
     """The model's own ``scan_step`` (the updates ``run`` uses), its output passed through ``observe``."""
     step, carry = params.scan_step(initial_state)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device, delay_device, wrap_device
+from hardware_sim.models import with_harmonic
 from reservoir.core import run
 from reservoir.delay import MODELS, delay_reservoir
 from reservoir.esn import esn
@@ -243,7 +244,7 @@ def test_mismatch_gap_grows_with_level(make):
 
 def test_harmonic_distortion():
     nominal = delay_nominal("sine")
-    np.testing.assert_allclose(run(dataclasses.replace(nominal, harmonic=jnp.asarray(0.0)), inputs()),
+    np.testing.assert_allclose(run(with_harmonic(nominal, jnp.asarray(0.0)), inputs()),
                                run(nominal, inputs()), rtol=1e-13, atol=1e-13)
     distorted = np.asarray(wrap_device(nominal, seed=0, harmonic=0.2).measure(inputs()))
     # the first period has no feedback: x = sin(a) + h sin(2a) with a = β_in (M u + m0) + φ
@@ -261,7 +262,7 @@ def test_custom_chain_of_pieces():
     assert len(np.unique(measured)) <= 2**6
     with pytest.raises(ValueError, match="same side"):
         nl.chain(nl.detection_noise(30.0), nl.mismatch({"input_gain": 0.1}, seed=1))
-    with pytest.raises(ValueError, match="'W_in'.*not an array field of DelayParams"):
+    with pytest.raises(ValueError, match="'W_in'.*not an array field of SineDelay"):
         Device(nominal, [nl.mismatch({"W_in": 0.1}, seed=1)], seed=0)
 
 
