@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.tasks import SYMBOLS
 from reservoir.validation import POSITIVE, POSITIVE_INT, check_array, check_not_constant, check_scalar
 
 __all__ = [
+    "SYMBOLS",
     "accuracy",
     "decide_symbols",
     "error_rate",
@@ -21,6 +21,11 @@ __all__ = [
     "nrmse84",
     "symbol_error_rate",
 ]
+
+
+# The 4-PAM alphabet of the channel-equalisation task (Jaeger & Haas 2004): the task draws its symbols from it and
+# ``decide_symbols`` maps an equaliser's output back onto it.
+SYMBOLS = np.array([-3.0, -1.0, 1.0, 3.0])
 
 
 def _check_pair(

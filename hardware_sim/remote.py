@@ -31,6 +31,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 import zmq
 
@@ -127,8 +128,6 @@ def decode_twin(description: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     ``ProtocolError`` for a twin type this side does not know."""
     if not isinstance(description, dict) or description.get("type") not in TWIN_TYPES:
         raise ProtocolError(f"twin must be one of {sorted(TWIN_TYPES)}, got {str(description)[:200]}")
-    import jax.numpy as jnp
-
     values = {**description["fields"], **{k: jnp.asarray(v) for k, v in unprefixed(arrays, "twin").items()}}
     return TWIN_TYPES[description["type"]](**values)
 

@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -236,9 +237,4 @@ def check_washout(washout: Any, n_steps: int) -> int:
 
 
 def _is_tracer(value: Any) -> bool:
-    try:
-        import jax
-
-        return isinstance(value, jax.core.Tracer)
-    except ImportError:  # pragma: no cover
-        return False
+    return isinstance(value, jax.core.Tracer)
