@@ -62,7 +62,7 @@ import optax
 from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device
 from hardware_sim.protocol import DeviceProtocol, check_device
-from readout.gradient import train
+from readout.optimise import train
 from reservoir.delay import DelayParams
 from reservoir.trainable import run_states
 from reservoir.validation import (

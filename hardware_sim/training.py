@@ -80,8 +80,8 @@ from jax.experimental import io_callback
 
 from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
-from readout.gradient import FRACTION, TrainResult, host_function, train
 from readout.linear import LinearReadout
+from readout.optimise import FRACTION, TrainResult, host_function, train
 from readout.ridge import Ridge, RidgeStatistics, held_out_nmse, ridge_statistics
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
