@@ -10,9 +10,10 @@ supplies the gradient sources): only ``loss_fn`` changes.
 Example:
     >>> import jax.numpy as jnp, numpy as np
     >>> x = np.linspace(-1, 1, 64)[:, None]; y = 3 * x
-    >>> loss_fn = lambda w, x, y: jnp.mean((x * w - y) ** 2)
-    >>> result = train(loss_fn, jnp.zeros(()), (x, y), learning_rate=0.1, n_epochs=30, progress=False)
-    >>> round(float(result.params), 2)
+    >>> loss_fn = lambda w, x, y: jnp.mean((x * w - y) ** 2)  # least squares for the slope w
+    >>> result = train(loss_fn, jnp.zeros(()), (x, y), optimizer="sgd", learning_rate=0.5, n_epochs=20,
+    ...                progress=False)
+    >>> round(float(result.params), 4)
     3.0
 """
 
