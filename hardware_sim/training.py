@@ -81,6 +81,7 @@ from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
 from readout.features import time_average
 from readout.linear import LinearReadout
+from readout.losses import nmse
 from readout.optimise import host_function, train
 from readout.projection import (
     ProjectedLoss,
@@ -794,5 +795,5 @@ def device_nmse(device: DeviceProtocol, params: dict[str, Any], inputs: Any, tar
     mean over outputs of mean_t (ŷ − y)² / Var(y) after ``washout`` steps of every sequence."""
     predictions = device_predictions(device, params, inputs)
     targets = np.asarray(targets, np.float64)
-    errors = (predictions - targets)[..., washout:, :].reshape(-1, targets.shape[-1])
-    return float(np.mean(np.mean(errors**2, 0) / targets[..., washout:, :].reshape(-1, targets.shape[-1]).var(0)))
+    rows = lambda array: array[..., washout:, :].reshape(-1, targets.shape[-1])  # noqa: E731
+    return nmse(rows(targets), rows(predictions))

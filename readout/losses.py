@@ -1,7 +1,10 @@
-"""Losses, defined once: what ``readout.train`` minimises and ``readout_loss`` compares a readout's output with.
+"""Losses and errors, each defined once: what ``readout.train`` minimises, what ``readout_loss`` compares a
+readout's output with, and the NMSE every readout and task is scored by.
 
-``mean_squared_error`` is also ``bptt_loss``'s loss (``reservoir.trainable``) and every readout MSE of the
-device trainers; ``softmax_cross_entropy`` is for class labels.
+``mean_squared_error`` is defined where the lowest layer needs it (``reservoir.trainable``, ``bptt_loss``'s
+loss) and re-exported here; it is every readout MSE of the trainers.  ``softmax_cross_entropy`` is for class
+labels.  ``nmse`` is the NumPy, float64 score of ``Ridge.score``, the tasks (``experiments.metrics``) and the
+devices (``hardware_sim.training.device_nmse``).
 """
 
 from __future__ import annotations
@@ -10,14 +13,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-__all__ = ["LOSSES", "mean_squared_error", "softmax_cross_entropy"]
+from reservoir.trainable import mean_squared_error
+from reservoir.validation import check_not_constant, check_pair
 
-
-def mean_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
-    """Mean over every sample and output of (prediction − target)²."""
-    return jnp.mean((predictions - targets) ** 2)
+__all__ = ["LOSSES", "mean_squared_error", "nmse", "softmax_cross_entropy"]
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -29,3 +31,22 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
     "mse": mean_squared_error,
     "softmax_cross_entropy": softmax_cross_entropy,
 }
+
+
+def nmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Normalised mean squared error over the test target (as in Jaeger, GMD Report 148, 2001).
+
+    NMSE = mean_t (y(t) - y_hat(t))^2 / Var_t(y),  Var over the test target ``y_true`` itself (ddof=0).
+
+    For several outputs, (T, D), the NMSE of each output column is computed with its own variance and the D
+    values are averaged. NMSE = 0 for a perfect prediction and 1 for predicting the target's mean.
+
+    Args:
+        y_true: test target, shape (T,) or (T, D), finite and not constant in any column.
+        y_pred: prediction, same shape, finite.
+    """
+    y_true, y_pred = check_pair("y_true", y_true, "y_pred", y_pred, ndim=(1, 2))
+    y_true, y_pred = y_true.reshape(y_true.shape[0], -1), y_pred.reshape(y_pred.shape[0], -1)
+    # A constant target has no variance to normalise by: the ratio is undefined, not infinite.
+    check_not_constant("y_true", y_true)
+    return float(np.mean(np.mean((y_true - y_pred) ** 2, axis=0) / y_true.var(axis=0)))
