@@ -53,7 +53,6 @@ from hardware_sim.training import (
     finite_difference_loss,
     ridge_objective,
     spsa_loss,
-    states_readout_loss,
     train_on_device,
     twin_states,
 )
@@ -99,7 +98,6 @@ __all__ = [
     "device_states",
     "finite_difference_loss",
     "ridge_objective",
-    "states_readout_loss",
     "spsa_loss",
     "train_on_device",
     "twin_states",

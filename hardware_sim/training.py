@@ -84,9 +84,9 @@ from readout.linear import LinearReadout
 from readout.losses import nmse
 from readout.optimise import host_function, train
 from readout.projection import (
+    JointLoss,
     ProjectedLoss,
     batch_ridge,
-    readout_mse,
     readout_view,
     ridge_penalty,
     ridge_readout,
@@ -324,27 +324,6 @@ def device_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_ev
     context = device_context(device, twin)
     states = _in_situ_states(backward, checkpoint_every)
     return lambda input_side, inputs: states(input_side, inputs, context)
-
-
-def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
-    """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
-    after ``washout`` steps; ``params = {"input_side": ..., "readout": LinearReadout}``."""
-    return lambda params, inputs, targets: readout_mse(states(params["input_side"], inputs), params["readout"],
-                                                      targets, washout)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ContextLoss:
-    """``states_readout_loss`` with the device and twin in ``context``: hashable by value, so ``train``'s
-    compiled step is shared by every device of the same shapes."""
-
-    states: Callable[..., jax.Array]
-    washout: int
-    pool: bool
-
-    def __call__(self, params, inputs, targets, context):
-        return readout_mse(self.states(params["input_side"], inputs, context), params["readout"], targets,
-                           self.washout, self.pool)
 
 
 def dfa_node_factor(states: jax.Array) -> jax.Array:
@@ -704,7 +683,7 @@ def train_on_device(
             states = _in_situ_states(BACKWARD_OF_MODE[mode], checkpoint_every) if in_situ else \
                 _twin_states(checkpoint_every)
             loss = (ProjectedLoss(states, washout, pool, alpha) if projected
-                    else _ContextLoss(states, washout, pool))
+                    else JointLoss(states, washout, pool))
         if projected:  # the readout solved on every batch; the final one of the whole training set, on the
             # mode's states (measured for the in-situ modes: one device call per held-out score and at the end)
             result = train_projected(loss, start, inputs, targets,

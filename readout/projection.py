@@ -3,13 +3,15 @@
 For states x(θ) of any differentiable function of trained parameters θ (a reservoir's input side run in a model,
 or measured on a device with a gradient source of ``hardware_sim.training``), the projected loss is
 
-    L(θ) = min_{W,b} mean ‖x(θ) W + b − y‖² + α ‖W‖²      (Golub & Pereyra, SIAM J. Numer. Anal. 10, 413 (1973)),
+    L(θ) = mean ‖x(θ) W*(θ) + b*(θ) − y‖²,   (W*, b*)(θ) = argmin_{W,b} mean ‖x(θ) W + b − y‖² + α ‖W‖²
 
-the readout solved in closed form (ridge, intercept unpenalised) on every batch, so the gradient moves θ only and
+(Golub & Pereyra, SIAM J. Numer. Anal. 10, 413 (1973)): the readout solved in closed form (ridge, intercept
+unpenalised, ``batch_ridge``) on every batch and differentiated through, so the gradient moves θ only and
 never pulls a readout that is optimal for the current states away from its optimum.  ``train_projected`` runs
 it with the project's optax loop (``readout.optimise.train``), optionally early-stopped out of sample
 (``train_held_out``: a ridge readout fitted on the other sequences scores the held-out ones), and returns the
-final readout: the ridge fit on the whole training set.
+final readout: the ridge fit on the whole training set.  The alternative, the readout trained by the gradient
+together with the input side, is ``JointLoss``.
 
 A states function takes ``(input_side, inputs, context)`` and returns states (…, T, N); ``context`` is a pytree
 of fixed arrays (``train``'s ``context``: a model's parameters, a device handle), so one compilation serves every
@@ -49,6 +51,7 @@ from reservoir.trainable import merge_trainable, run_states
 from reservoir.validation import check_scalar
 
 __all__ = [
+    "JointLoss",
     "ProjectedLoss",
     "batch_ridge",
     "held_out_score",
@@ -60,6 +63,7 @@ __all__ = [
     "readout_view",
     "ridge_penalty",
     "ridge_readout",
+    "states_readout_loss",
     "train_held_out",
     "train_projected",
 ]
@@ -114,6 +118,31 @@ class ProjectedLoss:
     def __call__(self, params, inputs, targets, context):
         x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
         return mean_squared_error(batch_ridge(x, y, self.alpha)(x), y)
+
+
+@dataclasses.dataclass(frozen=True)
+class JointLoss:
+    """``loss(params, inputs, targets, context)``: the MSE of the readout ``params["readout"]`` (a
+    ``LinearReadout``) on ``readout_view`` of ``states(params["input_side"], inputs, context)``, the readout
+    trained by the gradient together with the input side (the "Full" system of Hermans et al., PRL 117, 128301
+    (2016)): the alternative to projecting it out.  Hashable by value, like ``ProjectedLoss``."""
+
+    states: Callable[..., jax.Array]
+    washout: int
+    pool: bool
+
+    def __call__(self, params, inputs, targets, context):
+        return readout_mse(self.states(params["input_side"], inputs, context), params["readout"], targets,
+                           self.washout, self.pool)
+
+
+def states_readout_loss(states: Callable[[dict[str, jax.Array], jax.Array], jax.Array],
+                        washout: int) -> Callable[..., jax.Array]:
+    """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
+    after ``washout`` steps; ``params = {"input_side": ..., "readout": LinearReadout}`` (``JointLoss`` without
+    a context, for a states function that closes over its model or device)."""
+    return lambda params, inputs, targets: readout_mse(states(params["input_side"], inputs), params["readout"],
+                                                      targets, washout)
 
 
 def model_states(input_side: dict[str, jax.Array], inputs: jax.Array, model: Any) -> jax.Array:

@@ -10,11 +10,11 @@ from hardware_sim import delay_device
 from hardware_sim.training import (
     device_nmse,
     device_states,
-    states_readout_loss,
     train_on_device,
     twin_states,
 )
 from readout.linear import LinearReadout
+from readout.projection import states_readout_loss
 from reservoir import split_trainable
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances

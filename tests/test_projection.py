@@ -1,4 +1,5 @@
-"""Training in one place: variable projection on any states function, one NMSE/MSE/pooling, an honest import order."""
+"""Training in one place: variable projection on any states function, one NMSE, MSE and pooling, and an honest
+import order."""
 
 import ast
 from pathlib import Path
