@@ -44,6 +44,7 @@ import numpy as np
 from experiments import metrics
 from experiments.tasks import Part, TaskData
 from readout import LinearReadout, one_hot, ridge_statistics, solve_ridge
+from readout.losses import mean_squared_error
 from reservoir.validation import POSITIVE_INT, check_array, check_choice, check_instance, check_scalar
 
 __all__ = [
@@ -174,7 +175,7 @@ def _validation_key(split: TaskData, truth: np.ndarray, prediction: np.ndarray) 
     """(selection score, tie-break): NMSE for regression; error rate then one-hot MSE for classification."""
     if split.kind == "classification":
         return (metrics.error_rate(split.validation.targets, prediction.argmax(-1)),
-                float(np.mean((truth - prediction) ** 2)))
+                float(mean_squared_error(truth, prediction)))
     return metrics.nmse(truth, prediction), 0.0
 
 

@@ -28,12 +28,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from experiments import baselines, metrics, tasks
+from experiments import baselines, metrics, observables, tasks
 from experiments.results import atomic_write_text, open_run, pyplot, read_rows, save_figure, write_rows
 from experiments.search import grid_search, ridge_validation_score
 from experiments.sweep import run_sweep
 from readout import Ridge, with_inputs
-from reservoir import delay_reservoir, diagnostics, esn, generate, run, simple_cycle_reservoir
+from reservoir import delay_reservoir, esn, generate, run, simple_cycle_reservoir
 
 DESCRIPTION = ("NARMA10, memory capacity, Mackey-Glass, Santa Fe, channel equalisation, Japanese vowels, MNIST-1D "
                "vs published numbers and no-reservoir baselines")
@@ -300,7 +300,7 @@ def baseline_rows(unit: dict[str, Any], base: dict) -> list[dict]:
 
 def memory_capacity_rows(params, seed: int, base: dict) -> list[dict]:
     """Linear reservoir: total MC and the held-out r² of each delay k = 1..2N."""
-    total, per_delay = diagnostics.memory_capacity(params, seed=seed)
+    total, per_delay = observables.memory_capacity(params, seed=seed)
     return [dict(base, metric="memory_capacity", value=total),
             *[dict(base, metric="r2", value=r2, delay=k + 1) for k, r2 in enumerate(per_delay)]]
 

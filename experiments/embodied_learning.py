@@ -69,8 +69,9 @@ from experiments.sweep import run_sweep
 from hardware_sim import wrap_device
 from hardware_sim.baselines import TwinNoise, digital_tuned
 from hardware_sim.device import profile_options
-from hardware_sim.training import n_held_out, train_on_device
+from hardware_sim.training import train_on_device
 from readout import Ridge, one_hot, pool_states
+from readout.projection import n_held_out
 from reservoir import delay_reservoir, run, split_trainable
 from reservoir.trainable import merge_trainable
 from reservoir.validation import POSITIVE_INT, check_scalar

@@ -1,4 +1,5 @@
-"""Task metrics, defined once. Pure NumPy; each function validates its inputs up front.
+"""Task metrics, defined once. Pure NumPy; each function validates its inputs up front.  ``nmse`` is defined
+with the losses (``readout.losses``: ridge readouts score with it too) and re-exported here.
 
 Conventions: arrays are laid out (T,) or (T, outputs), time first. Variances are population variances
 (``ddof=0``), so predicting the target's own mean gives NMSE exactly 1.
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.tasks import SYMBOLS
-from reservoir.validation import POSITIVE, POSITIVE_INT, check_array, check_not_constant, check_scalar
+from readout.losses import nmse
+from reservoir.validation import POSITIVE, POSITIVE_INT, check_array, check_not_constant, check_pair, check_scalar
 
 __all__ = [
+    "SYMBOLS",
     "accuracy",
     "decide_symbols",
     "error_rate",
@@ -23,38 +25,9 @@ __all__ = [
 ]
 
 
-def _check_pair(
-    name_true: str, y_true: np.ndarray, name_pred: str, y_pred: np.ndarray, ndim: int | tuple[int, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays numeric, finite, of the same shape; returned as float64."""
-    y_true = check_array(name_true, y_true, ndim=ndim)
-    y_pred = check_array(name_pred, y_pred, ndim=ndim)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            f"{name_true} and {name_pred} must have the same shape, got {y_true.shape} and {y_pred.shape}"
-        )
-    if y_true.shape[0] == 0:
-        raise ValueError(f"{name_true} must hold at least one time step, got shape {y_true.shape}")
-    return y_true.astype(np.float64), y_pred.astype(np.float64)
-
-
-def nmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Normalised mean squared error over the test target (as in Jaeger, GMD Report 148, 2001).
-
-    NMSE = mean_t (y(t) - y_hat(t))^2 / Var_t(y),  Var over the test target ``y_true`` itself (ddof=0).
-
-    For several outputs, (T, D), the NMSE of each output column is computed with its own variance and the D
-    values are averaged. NMSE = 0 for a perfect prediction and 1 for predicting the target's mean.
-
-    Args:
-        y_true: test target, shape (T,) or (T, D), finite and not constant in any column.
-        y_pred: prediction, same shape, finite.
-    """
-    y_true, y_pred = _check_pair("y_true", y_true, "y_pred", y_pred, ndim=(1, 2))
-    y_true, y_pred = y_true.reshape(y_true.shape[0], -1), y_pred.reshape(y_pred.shape[0], -1)
-    # A constant target has no variance to normalise by: the ratio is undefined, not infinite.
-    check_not_constant("y_true", y_true)
-    return float(np.mean(np.mean((y_true - y_pred) ** 2, axis=0) / y_true.var(axis=0)))
+# The 4-PAM alphabet of the channel-equalisation task (Jaeger & Haas 2004): the task draws its symbols from it and
+# ``decide_symbols`` maps an equaliser's output back onto it.
+SYMBOLS = np.array([-3.0, -1.0, 1.0, 3.0])
 
 
 def nrmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -84,7 +57,7 @@ def symbol_error_rate(
         d_pred_continuous: equaliser output before the decision, same shape.
         symbols: the alphabet, default {-3, -1, 1, 3}.
     """
-    d_true, d_pred = _check_pair("d_true", d_true, "d_pred_continuous", d_pred_continuous, ndim=(1, 2))
+    d_true, d_pred = check_pair("d_true", d_true, "d_pred_continuous", d_pred_continuous, ndim=(1, 2))
     symbols = check_array("symbols", symbols, ndim=1).astype(np.float64)
     unknown = ~np.isin(d_true, symbols)
     if np.any(unknown):
@@ -133,7 +106,7 @@ def memory_capacity(targets_delayed: np.ndarray, predictions: np.ndarray) -> tup
     Returns:
         (total, per_delay): the sum MC and the (K,) curve MC_k, each MC_k in [0, 1].
     """
-    targets, predictions = _check_pair("targets_delayed", targets_delayed, "predictions", predictions, ndim=2)
+    targets, predictions = check_pair("targets_delayed", targets_delayed, "predictions", predictions, ndim=2)
     if targets.shape[0] < 2:
         raise ValueError(f"targets_delayed must hold at least 2 time steps, got shape {targets.shape}")
     check_not_constant("targets_delayed", targets)
@@ -165,7 +138,7 @@ def nrmse84(y_true: np.ndarray, y_pred: np.ndarray, signal_variance: float, step
         signal_variance: sigma^2 of the original signal, > 0.
         step: the prediction horizon (1-based), 84 in the protocol.
     """
-    y_true, y_pred = _check_pair("y_true", y_true, "y_pred", y_pred, ndim=(2, 3))
+    y_true, y_pred = check_pair("y_true", y_true, "y_pred", y_pred, ndim=(2, 3))
     if y_true.ndim == 3 and y_true.shape[2] != 1:
         raise ValueError(f"y_true must have one feature on its last axis, got shape {y_true.shape}")
     step = check_scalar("step", step, POSITIVE_INT)

@@ -35,6 +35,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from experiments import metrics
+from experiments.metrics import SYMBOLS  # the channel's alphabet, defined with the decision that uses it
 from reservoir.validation import (
     NON_NEGATIVE_INT,
     POSITIVE,
@@ -378,8 +380,6 @@ def santa_fe_one_step(washout: int = 200, n_train: int = 4000, n_test: int = 100
 # Channel equalisation
 # ----------------------------------------------------------------------------------------------------------
 
-SYMBOLS = np.array([-3.0, -1.0, 1.0, 3.0])
-
 # Tap weights h_k of q(n) = sum_k h_k d(n - k) for k = -2..7 (Jaeger & Haas 2004).
 _CHANNEL_TAPS = np.array([0.08, -0.12, 1.0, 0.18, -0.1, 0.091, -0.05, 0.04, 0.03, 0.01])
 _TAPS_AHEAD = 2  # q(n) uses d(n+2) and d(n+1)
@@ -722,8 +722,6 @@ class TaskData:
         """The task's metric on ``part``: ``prediction`` is the continuous output (T, O) for regression
         (symbols are decided inside ``symbol_error_rate``), class scores (B, C) or labels (B,) for
         classification."""
-        from experiments import metrics  # metrics imports SYMBOLS from this module
-
         if self.kind == "classification":
             prediction = np.asarray(prediction)
             labels = prediction.argmax(-1) if prediction.ndim == 2 else prediction

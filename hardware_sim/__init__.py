@@ -54,7 +54,6 @@ from hardware_sim.training import (
     finite_difference_loss,
     ridge_objective,
     spsa_loss,
-    states_readout_loss,
     train_on_device,
     twin_states,
 )
@@ -103,7 +102,6 @@ __all__ = [
     "device_states",
     "finite_difference_loss",
     "ridge_objective",
-    "states_readout_loss",
     "spsa_loss",
     "train_on_device",
     "twin_states",

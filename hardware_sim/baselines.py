@@ -22,8 +22,9 @@ method                     the model trained in (``TwinModel``), then deployed w
 =========================  ===================================================================================
 
 Gradient training uses the project's loop (``readout.train``) with the readout solved in closed form inside
-the loss (``train_on_device(readout="ridge")``'s projected loss) and out-of-sample early stopping
-(``training.train_held_out``); the learning rate is chosen by ``selection.select`` on the model's held-out score.
+the loss (variable projection, ``readout.projection.ProjectedLoss``) and out-of-sample early stopping
+(``readout.projection.train_held_out``); the learning rate is chosen by ``selection.select`` on the model's
+held-out score.
 
 In-situ baselines, with every query of their search counted:
 
@@ -58,17 +59,16 @@ from hardware_sim.calibration import calibrate_twin, lowpass_nodes
 from hardware_sim.device import Device
 from hardware_sim.models import hardware_fields
 from hardware_sim.selection import ALPHAS, Selection, held_out_alphas, select
-from hardware_sim.training import (
-    DFA_FIELDS,
-    _ProjectedLoss,
+from hardware_sim.training import DFA_FIELDS, train_on_device
+from readout.linear import LinearReadout
+from readout.projection import (
+    ProjectedLoss,
     held_out_score,
     n_held_out,
     readout_as,
     readout_view,
     train_held_out,
-    train_on_device,
 )
-from readout.linear import LinearReadout
 from readout.ridge import Ridge
 from reservoir.core import DivergenceError, raise_if_diverged
 from reservoir.trainable import merge_trainable, run_states, split_trainable
@@ -430,7 +430,7 @@ def train_in_model(device: Device, inputs: Any, targets: Any, *, model: TwinMode
         return float(np.median(scores))
 
     train_options.setdefault("progress", False)
-    result = train_held_out(_ProjectedLoss(model, washout, pool, alpha), {"input_side": start}, inputs, targets,
+    result = train_held_out(ProjectedLoss(model, washout, pool, alpha), {"input_side": start}, inputs, targets,
                             n_held=n_held, score=score, seed=seed, context=context, **train_options)
     history = result.history
     return result.params["input_side"], min(history["initial_validation"] + history["validation"])

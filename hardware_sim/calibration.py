@@ -62,7 +62,8 @@ import optax
 from hardware_sim import nonidealities as nl
 from hardware_sim.device import Device
 from hardware_sim.protocol import DeviceProtocol, check_device
-from readout.gradient import train
+from readout.losses import mean_squared_error
+from readout.optimise import train
 from reservoir.delay import DelayParams
 from reservoir.trainable import run_states
 from reservoir.validation import (
@@ -166,7 +167,7 @@ class _StateModel:
         return lowpass_nodes(states, params["decay"]) if self.bandwidth else states
 
     def __call__(self, params, inputs, measured, context):
-        return jnp.mean((self.predict(params, inputs, context) - measured) ** 2)
+        return mean_squared_error(self.predict(params, inputs, context), measured)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -325,7 +326,7 @@ def calibrate_twin(
         return float(np.mean(target.reshape(-1, target.shape[-1]).var(axis=0)))
 
     def nmse(predicted: np.ndarray, part: slice) -> float:
-        return float(np.mean((predicted[part] - np.asarray(measured[part], np.float64)) ** 2) / scale(part))
+        return float(mean_squared_error(predicted[part], np.asarray(measured[part], np.float64)) / scale(part))
 
     before, after = (np.asarray(_predict(model, p, jnp.asarray(inputs, nominal.dtype), context), np.float64)
                      for p in (_start(nominal, fields), params))

@@ -31,6 +31,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 import zmq
 
@@ -126,8 +127,6 @@ def decode_twin(description: Any, arrays: Mapping[str, np.ndarray]) -> Any:
     types = model_classes()  # read now: a model registered after import is known too
     if not isinstance(description, dict) or description.get("type") not in types:
         raise ProtocolError(f"twin must be one of {sorted(types)}, got {str(description)[:200]}")
-    import jax.numpy as jnp
-
     values = {**description["fields"], **{k: jnp.asarray(v) for k, v in unprefixed(arrays, "twin").items()}}
     return types[description["type"]](**values)
 

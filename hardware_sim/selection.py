@@ -4,7 +4,7 @@ A comparison of training methods is only as fair as the care given to each metho
 here gets the same protocol, run on the *training* data only (the test set is never seen):
 
 1. The training sequences are split in two: the first ones fit, the last ``n_held`` are held out
-   (``hardware_sim.training.n_held_out``; time order kept for chunked series).
+   (``readout.projection.n_held_out``; time order kept for chunked series).
 2. Each candidate of a small grid (``candidates``) is trained on the fit sequences and scored on the held-out
    ones out of sample: a ridge readout fitted on the fit sequences' states, its NMSE on the held-out sequences'
    states (``held_out_alphas``; the ridge ``alpha``, per row, is chosen the same way for free: statistics are
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from hardware_sim.device import Device
-from hardware_sim.training import held_out_statistics
+from readout.projection import held_out_statistics
 from readout.ridge import held_out_nmse
 from reservoir.core import DivergenceError
 from reservoir.validation import NON_NEGATIVE, POSITIVE_INT, Interval, check_instance, check_scalar

@@ -66,7 +66,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import math
 import os
 import weakref
 from collections.abc import Callable, Sequence
@@ -80,9 +79,20 @@ from jax.experimental import io_callback
 
 from hardware_sim.calibration import CalibrationResult
 from hardware_sim.protocol import DeviceProtocol, check_device, is_replayable
-from readout.gradient import FRACTION, TrainResult, host_function, train
+from readout.features import time_average
 from readout.linear import LinearReadout
-from readout.ridge import Ridge, RidgeStatistics, held_out_nmse, ridge_statistics
+from readout.losses import nmse
+from readout.optimise import host_function, train
+from readout.projection import (
+    JointLoss,
+    ProjectedLoss,
+    batch_ridge,
+    readout_view,
+    ridge_penalty,
+    ridge_readout,
+    train_projected,
+)
+from readout.ridge import Ridge
 from reservoir.trainable import merge_trainable, run_states, split_trainable
 from reservoir.validation import (
     NON_NEGATIVE,
@@ -316,126 +326,6 @@ def device_states(device: DeviceProtocol, names: Sequence[str], *, checkpoint_ev
     return lambda input_side, inputs: states(input_side, inputs, context)
 
 
-def readout_view(states: Any, targets: Any, washout: int, pool: bool = False) -> tuple[Any, Any]:
-    """What the readout sees and must output: the states after ``washout`` steps (…, T − washout, N) and the
-    matching targets; with ``pool``, the states averaged over those steps (B, N) and one target per sequence
-    (B, O) — sequence classification, where a linear readout of the mean state is the mean of its outputs."""
-    if pool:
-        return pooled_states(states, washout), targets
-    return states[..., washout:, :], targets[..., washout:, :]
-
-
-def pooled_states(states: Any, washout: int) -> Any:
-    """Each sequence's states averaged over its steps after ``washout``: (…, T, N) -> (…, N)."""
-    return states[..., washout:, :].mean(axis=-2)
-
-
-def readout_mse(states: jax.Array, readout: LinearReadout, targets: jax.Array, washout: int,
-                pool: bool = False) -> jax.Array:
-    """MSE of the linear readout ``x @ W + b`` against the targets, on ``readout_view``'s x."""
-    x, y = readout_view(states, targets, washout, pool)
-    return jnp.mean((readout(x) - y) ** 2)
-
-
-def ridge_penalty(alpha: float, features: Any) -> float:
-    """The penalty added to the Gram matrix for ``alpha`` per row: α · n for n rows of ``features`` (…, F), so
-    the ridge fit minimises mean ‖x W + b − y‖² + α ‖W‖² and one α means the same at any data size."""
-    return alpha * math.prod(np.shape(features)[:-1])
-
-
-def held_out_statistics(states: Any, targets: Any, n_held: int, *, washout: int,
-                        pool: bool = False) -> tuple[RidgeStatistics, RidgeStatistics]:
-    """Ridge statistics of ``readout_view``'s rows of the first B − ``n_held`` sequences (the fit) and of the
-    last ``n_held`` (held out), from states (B, T, N) and targets (B, T, O) or (B, O) with ``pool``."""
-    x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
-    x, y = x.reshape(len(x), -1, x.shape[-1]), y.reshape(len(y), -1, y.shape[-1])  # (B, rows, ·) either way
-    return ridge_statistics(x[:-n_held], y[:-n_held]), ridge_statistics(x[-n_held:], y[-n_held:])
-
-
-def held_out_score(states: Any, targets: Any, n_held: int, *, washout: int, alpha: float,
-                   pool: bool = False) -> float:
-    """Out-of-sample NMSE of the ridge readout (``alpha`` per row) fitted on all sequences but the last
-    ``n_held`` and scored on those: the early-stopping and selection score (never the fit's own rows)."""
-    fit, held = held_out_statistics(states, targets, n_held, washout=washout, pool=pool)
-    return held_out_nmse(fit, held, alpha * fit.count)  # ridge_penalty of the fit's rows
-
-
-def n_held_out(fraction: float, n_sequences: int) -> int:
-    """Sequences held out for ``fraction`` of ``n_sequences`` (at least one, leaving at least one to fit)."""
-    fraction = check_scalar("validation_fraction", fraction, FRACTION)
-    n_held = max(1, round(fraction * n_sequences))
-    if n_held >= n_sequences:
-        raise ValueError(f"validation_fraction={fraction} leaves none of the {n_sequences} training sequences "
-                         f"to fit on")
-    return n_held
-
-
-def train_held_out(loss: Callable[..., jax.Array], start: dict[str, Any], inputs: Any, targets: Any, *,
-                   n_held: int, score: Callable[[dict[str, Any]], float],
-                   callback: Callable[[int, Any], None] | None = None, **train_options: Any) -> TrainResult:
-    """``readout.train`` on all sequences but the last ``n_held``, early-stopped out of sample: after every
-    epoch (and at the start) ``score(input_side)`` is the held-out NMSE of a readout fitted on the fit
-    sequences only (``held_out_score``); the input side with the lowest score is returned (the start if no
-    epoch beats it, ``best_epoch`` −1).  ``history["validation"]``: the score per epoch."""
-    if train_options.get("patience") is not None or train_options.get("validation") is not None:
-        raise ValueError("patience and validation are not supported with the held-out early stopping of "
-                         "readout='ridge' (its score fits the readout on the training chunks, not the batch); "
-                         "use validation_fraction alone")
-    train_options.pop("patience", None)
-    train_options.pop("validation", None)
-    initial = score(start["input_side"])
-    best = {"score": initial, "side": start["input_side"], "epoch": -1}
-    scores: list[float] = []
-
-    def track(epoch: int, params: Any) -> None:
-        scores.append(score(params["input_side"]))
-        if scores[-1] < best["score"]:
-            best.update(score=scores[-1], side=params["input_side"], epoch=epoch)
-        if callback is not None:
-            callback(epoch, params)
-
-    result = train(loss, start, (inputs[:-n_held], targets[:-n_held]), callback=track, **train_options)
-    history = dict(result.history, validation=scores, initial_validation=[initial])
-    return TrainResult(dict(result.params, input_side=best["side"]), history, best["epoch"])
-
-
-def states_readout_loss(states: StatesFn, washout: int) -> Callable[..., jax.Array]:
-    """``loss(params, inputs, targets)``: MSE of the linear readout on ``states(params["input_side"], inputs)``
-    after ``washout`` steps; ``params = {"input_side": ..., "readout": LinearReadout}``."""
-    return lambda params, inputs, targets: readout_mse(states(params["input_side"], inputs), params["readout"],
-                                                      targets, washout)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ContextLoss:
-    """``states_readout_loss`` with the device and twin in ``context``: hashable by value, so ``train``'s
-    compiled step is shared by every device of the same shapes."""
-
-    states: Callable[..., jax.Array]
-    washout: int
-    pool: bool
-
-    def __call__(self, params, inputs, targets, context):
-        return readout_mse(self.states(params["input_side"], inputs, context), params["readout"], targets,
-                           self.washout, self.pool)
-
-
-@dataclasses.dataclass(frozen=True)
-class _ProjectedLoss:
-    """The loss with the readout solved in closed form on each batch (variable projection, Golub & Pereyra
-    1973): L(θ) = min_{W,b} mean ‖x(θ) W + b − y‖² + α‖W‖²-regularised, so the gradient moves only the input side
-    and never pulls a readout that is already optimal for the current states away from its optimum."""
-
-    states: Callable[..., jax.Array]
-    washout: int
-    pool: bool
-    alpha: float
-
-    def __call__(self, params, inputs, targets, context):
-        x, y = readout_view(self.states(params["input_side"], inputs, context), targets, self.washout, self.pool)
-        return jnp.mean((_batch_ridge(x, y, self.alpha)(x) - y) ** 2)
-
-
 def dfa_node_factor(states: jax.Array) -> jax.Array:
     """g(x) = 1 − x², the default stand-in for f′ of augmented DFA: a function of the measured node signal x
     alone (for a sine node x = sin a it is cos² a = f′(a)², of f′'s magnitude without its sign)."""
@@ -477,7 +367,7 @@ def _dfa_loss(washout: int, pool: bool, alpha: float | None,
         if alpha is None:
             readout = params["readout"]
         else:
-            readout = _batch_ridge(x, y, alpha)
+            readout = batch_ridge(x, y, alpha)
         return x, readout(x) - y
 
     @jax.custom_vjp
@@ -504,17 +394,6 @@ def _dfa_loss(washout: int, pool: bool, alpha: float | None,
 
     loss.defvjp(forward, backward)
     return loss
-
-
-def _batch_ridge(x: jax.Array, y: jax.Array, alpha: float) -> LinearReadout:
-    """The ridge readout of one batch (intercept unpenalised), in compiled code."""
-    x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    centred = x - x_mean
-    penalty = ridge_penalty(alpha, centred)  # α per row: mean squared error + α‖W‖²
-    weights = jnp.linalg.solve(centred.T @ centred + penalty * jnp.eye(x.shape[-1], dtype=x.dtype),
-                               centred.T @ (y - y_mean))
-    return LinearReadout(weights, y_mean - x_mean @ weights)
 
 
 def ridge_objective(device: DeviceProtocol, *, washout: int, alpha: float,
@@ -761,8 +640,9 @@ def train_on_device(
             return device.measure(inputs, side)
         return _twin_states(None)(side, jnp.asarray(inputs, twin.dtype), twin_context)
 
-    def ridge_readout(side: dict[str, Any], measured: bool) -> LinearReadout:
-        return _ridge_readout(forward_states(side, measured), targets, washout, alpha, twin.dtype, pool)
+    def fitted_readout(side: dict[str, Any], measured: bool) -> LinearReadout:
+        return ridge_readout(forward_states(side, measured), targets, washout=washout, alpha=alpha,
+                             dtype=twin.dtype, pool=pool)
 
     twin_context = context
     if mode in ("spsa", "finite_difference"):
@@ -785,7 +665,7 @@ def train_on_device(
         result = train(loss, {"input_side": start}, (inputs, targets), optimizer=optimizer, n_epochs=n_steps,
                        batch_size=len(inputs), seed=seed, **train_options)
         side = result.params["input_side"]
-        params = {"input_side": side, "readout": ridge_readout(side, measured=True)}
+        params = {"input_side": side, "readout": fitted_readout(side, measured=True)}
     else:
         in_situ = mode in IN_SITU_MODES
         projected = readout == "ridge"
@@ -802,28 +682,20 @@ def train_on_device(
         else:
             states = _in_situ_states(BACKWARD_OF_MODE[mode], checkpoint_every) if in_situ else \
                 _twin_states(checkpoint_every)
-            loss = (_ProjectedLoss(states, washout, pool, alpha) if projected
-                    else _ContextLoss(states, washout, pool))
-        if projected:
-            start_params = {"input_side": start}
-        else:  # measured lazily: a resumed training takes its readout from the checkpoint
-            start_params = lambda: {"input_side": start, "readout": ridge_readout(start, in_situ)}
-        fraction = train_options.pop("validation_fraction", 0.0) if projected else 0.0
-        if fraction:
-            # The projected loss solves the readout on its own batch, so scoring it on held-out chunks would be
-            # in-sample: early stopping scores a readout fitted on the training chunks instead.
-            n_held = n_held_out(fraction, len(inputs))
-            score = lambda side: held_out_score(forward_states(side, in_situ), targets, n_held,  # noqa: E731
-                                                washout=washout, alpha=alpha, pool=pool)
-            result = train_held_out(loss, start_params, inputs, targets, n_held=n_held, score=score, seed=seed,
-                                    context=context, **train_options)
-        else:
+            loss = (ProjectedLoss(states, washout, pool, alpha) if projected
+                    else JointLoss(states, washout, pool))
+        if projected:  # the readout solved on every batch; the final one of the whole training set, on the
+            # mode's states (measured for the in-situ modes: one device call per held-out score and at the end)
+            result = train_projected(loss, start, inputs, targets,
+                                     states_of=functools.partial(forward_states, measured=in_situ),
+                                     washout=washout, alpha=alpha, pool=pool, dtype=twin.dtype, seed=seed,
+                                     context=context, **train_options)
+        else:  # the start readout measured lazily: a resumed training takes it from the checkpoint
+            start_params = lambda: {"input_side": start, "readout": fitted_readout(start, in_situ)}  # noqa: E731
             result = train(loss, start_params, (inputs, targets), seed=seed, context=context, **train_options)
         params = result.params
-        if projected:  # the closed-form readout of the whole training set, on the mode's states
-            params = dict(params, readout=ridge_readout(params["input_side"], in_situ))
         if mode == "digital+readout":
-            params = dict(params, readout=ridge_readout(params["input_side"], measured=True))
+            params = dict(params, readout=fitted_readout(params["input_side"], measured=True))
     n_calls, n_samples = counters.spent()
     return DeviceTrainResult(params, result.history, n_calls, n_samples, device_seconds(device, n_samples))
 
@@ -881,19 +753,8 @@ def device_ridge_readout(device: DeviceProtocol, input_side: dict[str, Any] | No
     ``input_side``: the "Reservoir" baseline for the nominal input side, the ``digital+readout`` refit for a
     trained one."""
     states = device.measure(inputs, input_side)
-    return _ridge_readout(states, targets, washout, alpha, device.nominal_twin().dtype, pool)
-
-
-def _ridge_readout(states: Any, targets: Any, washout: int, alpha: float, dtype: Any,
-                   pool: bool) -> LinearReadout:
-    x, y = readout_view(np.asarray(states, np.float64), np.asarray(targets, np.float64), washout, pool)
-    return readout_as(Ridge(ridge_penalty(alpha, x)).fit(x, y).readout_, dtype)
-
-
-def readout_as(readout: LinearReadout, dtype: Any) -> LinearReadout:
-    """``readout`` with its arrays as JAX arrays of ``dtype`` (the twin's): what the trainers and the
-    compiled losses hold."""
-    return jax.tree_util.tree_map(functools.partial(jnp.asarray, dtype=dtype), readout)
+    return ridge_readout(states, targets, washout=washout, alpha=alpha, dtype=device.nominal_twin().dtype,
+                         pool=pool)
 
 
 def device_predictions(device: DeviceProtocol, params: dict[str, Any], inputs: Any, *, washout: int = 0,
@@ -902,7 +763,7 @@ def device_predictions(device: DeviceProtocol, params: dict[str, Any], inputs: A
     one row per sequence (B, O) with ``pool`` (states averaged over the steps after ``washout``)."""
     states = np.asarray(device.measure(inputs, params["input_side"]), np.float64)
     if pool:
-        states = pooled_states(states, washout)
+        states = time_average(states, washout)
     host = jax.tree_util.tree_map(functools.partial(np.asarray, dtype=np.float64), params["readout"])
     return host(states)  # NumPy float64 arrays: computed on the host in float64
 
@@ -913,5 +774,5 @@ def device_nmse(device: DeviceProtocol, params: dict[str, Any], inputs: Any, tar
     mean over outputs of mean_t (ŷ − y)² / Var(y) after ``washout`` steps of every sequence."""
     predictions = device_predictions(device, params, inputs)
     targets = np.asarray(targets, np.float64)
-    errors = (predictions - targets)[..., washout:, :].reshape(-1, targets.shape[-1])
-    return float(np.mean(np.mean(errors**2, 0) / targets[..., washout:, :].reshape(-1, targets.shape[-1]).var(0)))
+    rows = lambda array: array[..., washout:, :].reshape(-1, targets.shape[-1])  # noqa: E731
+    return nmse(rows(targets), rows(predictions))

@@ -1,23 +1,14 @@
-"""Readouts trained on reservoir states: ridge regression (one-shot, streamed, cross-validated), gradient-trained
-linear/MLP readouts with one generic optax loop, and online LMS/RLS; every linear readout a ``LinearReadout``."""
+"""Readouts trained on reservoir states, and training in one place: ridge regression (one-shot, streamed,
+cross-validated), gradient-trained linear/MLP readouts, online LMS/RLS (every linear readout a ``LinearReadout``);
+the one optax loop (``readout.optimise``), its losses (``readout.losses``) and variable projection, the readout
+solved inside the loss (``readout.projection``)."""
 
 from readout.features import one_hot, pool_states, predict_labels, with_inputs
-from readout.gradient import (
-    LOSSES,
-    OPTIMIZERS,
-    Readout,
-    TrainResult,
-    apply_readout,
-    fit_readout,
-    learning_rate_schedule,
-    linear_readout,
-    make_optimizer,
-    mlp_readout,
-    readout_loss,
-    train,
-)
+from readout.gradient import Readout, apply_readout, fit_readout, linear_readout, mlp_readout, readout_loss
 from readout.linear import LinearReadout
+from readout.losses import LOSSES
 from readout.online import RLSState, lms_fit, lms_step, rls_fit, rls_init, rls_step
+from readout.optimise import OPTIMIZERS, TrainResult, learning_rate_schedule, make_optimizer, train
 from readout.ridge import Ridge, RidgeCV, RidgeStatistics, StreamingRidge, ridge_statistics, solve_ridge
 
 __all__ = [

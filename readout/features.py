@@ -31,8 +31,15 @@ def pool_states(states: Any, method: str = "last") -> np.ndarray:
     if method == "last":
         return states[:, -1]
     if method == "mean":
-        return states.mean(axis=1)
+        return time_average(states)
     return states.reshape(states.shape[0], -1)
+
+
+def time_average(states: Any, washout: int = 0) -> Any:
+    """Each sequence's states averaged over its steps after ``washout``: (…, T, N) -> (…, N).  Unchecked and
+    backend-neutral (NumPy or JAX arrays, traced ones included): the pooling of ``pool_states("mean")`` and of
+    the readouts of ``readout.projection``."""
+    return states[..., washout:, :].mean(axis=-2)
 
 
 def one_hot(labels: Any, n_classes: int) -> np.ndarray:

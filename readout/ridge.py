@@ -20,6 +20,7 @@ import numpy as np
 import scipy.linalg
 
 from readout.linear import LinearReadout
+from readout.losses import nmse
 from reservoir.validation import (
     NON_NEGATIVE,
     POSITIVE_INT,
@@ -235,7 +236,7 @@ class Ridge:
         return outputs.reshape(*features.shape[:-1], readout.n_outputs)
 
     def score(self, features: Any, targets: Any) -> float:
-        """Normalised mean squared error (lower is better), averaged over outputs; see experiments.metrics."""
+        """Normalised mean squared error (lower is better), averaged over outputs (``readout.losses.nmse``)."""
         readout = self._fitted()
         features = check_array("features", features, (2, 3), {-1: readout.n_features}, nonempty=True)
         targets = check_array("targets", _as_2d_targets(targets), (2, 3), {-1: readout.n_outputs})
@@ -243,7 +244,7 @@ class Ridge:
         prediction = self.predict(features).reshape(-1, readout.n_outputs)
         targets = as_samples("targets", targets)
         check_not_constant("targets", targets)
-        return float(np.mean(np.mean((targets - prediction) ** 2, 0) / np.var(targets, 0)))
+        return nmse(targets, prediction)
 
     def _fitted(self) -> LinearReadout:
         if self.readout_ is None:

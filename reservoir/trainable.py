@@ -65,9 +65,14 @@ from reservoir.validation import (
     check_washout,
 )
 
-LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
-    "mse": lambda predictions, targets: jnp.mean((predictions - targets) ** 2),
-}
+
+def mean_squared_error(predictions: Any, targets: Any) -> Any:
+    """Mean over every sample and output of (prediction − target)², in the arrays' own library (JAX, traced
+    or not, or NumPy): the project's one MSE, ``bptt_loss``'s ``"mse"`` (``readout.losses`` re-exports it)."""
+    return ((predictions - targets) ** 2).mean()
+
+
+LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {"mse": mean_squared_error}
 
 
 def trainable_fields(params: Reservoir) -> tuple[str, ...]:

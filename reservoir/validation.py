@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -226,6 +227,19 @@ def check_same_length(name_a: str, a: Any, name_b: str, b: Any) -> None:
         )
 
 
+def check_pair(name_a: str, a: Any, name_b: str, b: Any,
+               ndim: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Two numeric, finite arrays of the same shape holding at least one time step (a target and a prediction),
+    returned as float64."""
+    a = check_array(name_a, a, ndim=ndim)
+    b = check_array(name_b, b, ndim=ndim)
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name_a} must hold at least one time step, got shape {a.shape}")
+    return a.astype(np.float64), b.astype(np.float64)
+
+
 def check_washout(washout: Any, n_steps: int) -> int:
     """``washout`` as an int: the number of leading steps left out of a fit, a non-negative integer smaller
     than the sequence length ``n_steps`` (something must remain to fit)."""
@@ -236,9 +250,4 @@ def check_washout(washout: Any, n_steps: int) -> int:
 
 
 def _is_tracer(value: Any) -> bool:
-    try:
-        import jax
-
-        return isinstance(value, jax.core.Tracer)
-    except ImportError:  # pragma: no cover
-        return False
+    return isinstance(value, jax.core.Tracer)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from jax.experimental import io_callback
 
-from readout.gradient import fit_readout, host_function, train
+from readout.gradient import fit_readout
+from readout.optimise import host_function, train
 
 X = np.random.default_rng(0).normal(size=(50, 4))
 Y = X @ np.arange(4.0)[:, None] + 0.1 * np.random.default_rng(1).normal(size=(50, 1))

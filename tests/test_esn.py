@@ -154,7 +154,7 @@ def test_orthogonal_topology_puts_every_eigenvalue_on_the_circle():
 
 
 def test_memory_capacity_of_a_linear_orthogonal_reservoir_is_close_to_n():
-    from reservoir.diagnostics import memory_capacity
+    from experiments.observables import memory_capacity
 
     params = esn(20, seed=0, topology="orthogonal", spectral_radius=0.9, activation="identity", dtype="float64")
     total, per_delay = memory_capacity(params, n_train=4000, n_test=2000, washout=100)

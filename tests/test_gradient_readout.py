@@ -9,17 +9,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from readout import LinearReadout, Ridge
-from readout.gradient import (
-    DivergenceError,
-    apply_readout,
-    fit_readout,
-    learning_rate_schedule,
-    linear_readout,
-    make_optimizer,
-    mlp_readout,
-    readout_loss,
-    train,
-)
+from readout.gradient import apply_readout, fit_readout, linear_readout, mlp_readout, readout_loss
+from readout.optimise import learning_rate_schedule, make_optimizer, train
+from reservoir.core import DivergenceError
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances
 

@@ -10,11 +10,11 @@ from hardware_sim import delay_device
 from hardware_sim.training import (
     device_nmse,
     device_states,
-    states_readout_loss,
     train_on_device,
     twin_states,
 )
 from readout.linear import LinearReadout
+from readout.projection import states_readout_loss
 from reservoir import split_trainable
 
 pytestmark = pytest.mark.x64  # float64 references and tolerances
@@ -128,8 +128,9 @@ def test_projected_readout_loss_is_the_ridge_fit_and_its_gradient_matches_finite
     """readout="ridge": the loss is the residual of the closed-form ridge fit on the batch (checked against
     readout.Ridge, alpha per row), and its gradient in the input side matches central finite differences
     (float64)."""
-    from hardware_sim.training import _ProjectedLoss, _twin_states, device_context
+    from hardware_sim.training import _twin_states, device_context
     from readout import Ridge
+    from readout.projection import ProjectedLoss as _ProjectedLoss
 
     device = delay_device(8, seed=2, reservoir_options=F64)
     params, inputs, targets = _problem(device, seed=4)

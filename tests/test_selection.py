@@ -26,7 +26,8 @@ from hardware_sim.baselines import (
 )
 from hardware_sim.device import Device
 from hardware_sim.selection import candidates, check_space, held_out_alphas, select
-from hardware_sim.training import device_ridge_readout, held_out_score, train_on_device, twin_states
+from hardware_sim.training import device_ridge_readout, train_on_device, twin_states
+from readout.projection import held_out_score
 from reservoir.trainable import run_states, split_trainable
 
 NAMES = ("mask", "input_gain", "feedback_gain", "phase")

@@ -1,4 +1,9 @@
-"""Diagnostics of a reservoir: spectral radius and (short-term) memory capacity."""
+"""Observables of a reservoir that need tasks and readouts to be measured: (short-term) memory capacity.
+
+They sit above ``reservoir``, ``readout`` and the task and metric layers of ``experiments`` and import them at
+the top, in dependency order (as ReservoirPy's ``observables`` sits above its nodes); observables of the
+parameters alone, such as ``reservoir.esn.spectral_radius``, stay with the model.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from experiments import metrics
+from experiments.tasks import memory_capacity_data
+from readout.ridge import Ridge
 from reservoir.core import run
-from reservoir.esn import spectral_radius
 from reservoir.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, check_scalar
 
-__all__ = ["memory_capacity", "spectral_radius"]
+__all__ = ["memory_capacity"]
 
 
 def memory_capacity(
@@ -26,17 +33,13 @@ def memory_capacity(
     """Jaeger's memory capacity (GMD Report 152, 2002): MC = Σ_k r²(u(n−k), y_k(n)), k = 1 … max_delay.
 
     The reservoir is driven by i.i.d. input (``experiments.tasks.memory_capacity_data``); one ridge readout per
-    delay is fitted on ``n_train`` steps after ``washout`` and scored on the next ``n_test`` (held out).  A
-    linear reservoir reaches MC ≈ N; ``max_delay`` defaults to 2N.  Only for single-input reservoirs.
+    delay is fitted on ``n_train`` steps after ``washout`` and scored on the next ``n_test`` (held out) with
+    ``experiments.metrics.memory_capacity``.  A linear reservoir reaches MC ≈ N; ``max_delay`` defaults to 2N.
+    Only for single-input reservoirs.
 
     Returns:
         (MC, r² per delay (max_delay,)).
     """
-    # Imported here: the diagnostic uses the task, readout and metric layers that build on reservoir/.
-    from experiments.metrics import memory_capacity as capacity
-    from experiments.tasks import memory_capacity_data
-    from readout import Ridge
-
     if params.n_inputs != 1:
         raise ValueError(f"memory_capacity needs a reservoir with one input, got n_inputs = {params.n_inputs}")
     max_delay = 2 * params.n_units if max_delay is None else check_scalar("max_delay", max_delay, POSITIVE_INT)
@@ -51,4 +54,4 @@ def memory_capacity(
     states = np.asarray(run(params, u))
     split = washout + n_train
     readout = Ridge(alpha).fit(states[:split], targets[:split], washout=washout)
-    return capacity(targets[split:], readout.predict(states[split:]))
+    return metrics.memory_capacity(targets[split:], readout.predict(states[split:]))
