@@ -541,7 +541,14 @@ def plot(directory: Path | str) -> list[Path]:
 def _legend_below(fig, ax) -> None:
     """One legend for all panels, under them: the methods of the first panel."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, -0.12))
+    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=7, bbox_to_anchor=(0.5, 0.0))
+
+
+def _no_device_line(ax, method: str, value: float) -> None:
+    """A no-device baseline, which does not depend on the device: a dotted horizontal line, named."""
+    ax.axhline(value, color="0.75", lw=1, ls=":")
+    ax.annotate(method, (1.0, value), xycoords=("axes fraction", "data"), fontsize=6, ha="right", va="bottom",
+                color="0.45")
 
 
 def _plot_error_vs_mismatch(directory: Path, by_cell: Mapping[tuple, Mapping[str, list[float]]]) -> Path:
@@ -557,12 +564,13 @@ def _plot_error_vs_mismatch(directory: Path, by_cell: Mapping[tuple, Mapping[str
             estimates = [median_interval(by_cell[(task, profile, level)][method]) for level in levels]
             values = [e.value for e in estimates]
             if method not in COLORS:
-                ax.axhline(values[0], color="0.75", lw=1, ls=":")
+                _no_device_line(ax, method, values[0])
                 continue
             spread = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
             ax.errorbar(levels, values, yerr=spread, color=COLORS[method], label=method, marker="o", ms=3,
                         capsize=2)
         ax.set_yscale("log")
+        ax.set_xticks(levels, [f"{level:.0%}" for level in levels])
         ax.set_xlabel("mismatch of the written knobs")
         ax.set_title(f"{task}, {profile}", fontsize=9)
     axes[0][0].set_ylabel("test error (median, 95 % CI)")
@@ -582,9 +590,7 @@ def _plot_error_vs_cost(directory: Path, rows: list[dict], by_cell: Mapping[tupl
         for method, errors in by_cell[key].items():
             estimate = median_interval(errors)
             if method not in COLORS:  # no device: a line
-                ax.axhline(estimate.value, color="0.75", lw=1, ls=":")
-                ax.annotate(method, (1.0, estimate.value), xycoords=("axes fraction", "data"), fontsize=6,
-                            ha="right", va="bottom", color="0.45")
+                _no_device_line(ax, method, estimate.value)
                 continue
             calls = float(np.median([float(r["n_calls"]) for r in rows if r["method"] == method and
                                      r["task"] == key[0] and r["profile"] == key[1] and
