@@ -349,11 +349,12 @@ def _json(values: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-# Wall seconds of one unit (all device methods of one device) on this 2-core machine, for the estimate printed
-# before a run: measured in the --full runs (NARMA10 107 s, digits 157 s per unit, timings.csv) and from single
-# Japanese-vowels units (N = 100, about twice NARMA10's); channel and MNIST-1D guessed from their sizes.
-UNIT_SECONDS = {"narma10": 110, "channel_equalisation": 150, "japanese_vowels": 250, "mnist1d": 900,
-                "digits": 160}
+# Wall seconds of one unit (all device methods of one device) in one process on this 2-core machine, for the
+# estimate printed before a run: NARMA10 measured end to end by the in-process --full run (66.5 min for 80
+# device units); the others scaled from NARMA10 by their units' ratios in runs on two Dask workers (digits 1.5x,
+# Japanese vowels about 2x from single units); channel and MNIST-1D guessed from their sizes.
+UNIT_SECONDS = {"narma10": 50, "channel_equalisation": 70, "japanese_vowels": 115, "mnist1d": 410,
+                "digits": 75}
 
 
 def units_of(grid: Grid) -> list[dict[str, Any]]:
