@@ -620,6 +620,8 @@ def _plot_paired_ratios(directory: Path, by_cell: Mapping[tuple, Mapping[str, li
     """Every device method's median paired ratio of test errors against the strongest digital baseline of the
     cell, with its 95 % interval (below 1: the method wins)."""
     plt = pyplot()
+    from matplotlib import ticker  # after pyplot(): matplotlib is imported lazily
+
     summaries = cell_summaries(by_cell)
     fig, axes = plt.subplots(1, len(summaries), figsize=(4.2 * len(summaries), 3.4), squeeze=False, sharey=True)
     for ax, (key, cell) in zip(axes[0], summaries.items(), strict=True):
@@ -633,6 +635,8 @@ def _plot_paired_ratios(directory: Path, by_cell: Mapping[tuple, Mapping[str, li
                         color=COLORS[s.method], capsize=2, ms=4)
         ax.axvline(1, color="0.5", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+        ax.xaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
         ax.set_yticks(range(len(shown)), [s.method for s in shown], fontsize=7)
         reference = next(s.method for s in shown if s.versus is None)
         ax.set_xlabel(f"error / error of {reference} (paired)", fontsize=8)
